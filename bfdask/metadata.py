@@ -1,0 +1,332 @@
+"""What a series of a file is: :class:`ImageSpec`, read once from Bio-Formats.
+
+This is the one boundary where Java metadata (core metadata and the OME store) becomes plain,
+frozen Python values. An ``ImageSpec`` is small and picklable; the dask graph carries only the
+few fields a task needs (see :mod:`bfdask.array`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import readers
+from .errors import SeriesIndexError
+
+#: dimensions in bfdask's canonical order; S (samples per pixel, RGB) is added when present
+CANONICAL_DIMS = "TCZYX"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One series (at one resolution) of a Bio-Formats file, as plain values.
+
+    Sizes are exactly what Bio-Formats reports: ``size_c`` counts effective channels (what
+    ``getEffectiveSizeC`` reports), and ``samples`` the samples per pixel of each channel
+    (3 for RGB), which becomes an ``S`` dimension.
+    """
+
+    path: str
+    series: int
+    resolution: int
+    series_count: int
+    series_name: str
+    format: str
+    size_t: int
+    size_c: int
+    size_z: int
+    size_y: int
+    size_x: int
+    samples: int
+    dtype: str
+    pixel_type: str
+    dimension_order: str
+    little_endian: bool
+    interleaved: bool
+    physical_size_x: float | None = None  # µm
+    physical_size_y: float | None = None  # µm
+    physical_size_z: float | None = None  # µm
+    time_increment: float | None = None  # s
+    channel_names: tuple[str, ...] = ()
+    timestamps: tuple[float, ...] = field(default=(), repr=False)  # s, per T (DeltaT), if known
+    mtime_ns: int = 0
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """``{"T": ..., "C": ..., "Z": ..., "Y": ..., "X": ...}`` (+ ``"S"`` for RGB)."""
+        sizes = {
+            "T": self.size_t,
+            "C": self.size_c,
+            "Z": self.size_z,
+            "Y": self.size_y,
+            "X": self.size_x,
+        }
+        if self.samples > 1:
+            sizes["S"] = self.samples
+        return sizes
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape in canonical order TCZYX(S)."""
+        return tuple(self.sizes.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Uncompressed size of the series' pixels in bytes."""
+        return math.prod(self.shape) * (1 if self.dtype == "bool" else _itemsize(self.dtype))
+
+    @property
+    def plane_nbytes(self) -> int:
+        """Bytes of one plane (Y × X × samples) as Java hands it over."""
+        return self.size_y * self.size_x * self.samples * _itemsize(self.dtype)
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    return np.dtype(dtype).itemsize
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _length_um(value: Any) -> float | None:
+    """An ``ome.units.quantity.Length`` in micrometres (None if unset)."""
+    return _quantity(value, "Lome/units/unit/Unit;", "MICROMETER")
+
+
+def _time_s(value: Any) -> float | None:
+    """An ``ome.units.quantity.Time`` in seconds (None if unset)."""
+    return _quantity(value, "Lome/units/unit/Unit;", "SECOND")
+
+
+def _quantity(value: Any, unit_sig: str, unit_name: str) -> float | None:
+    if value is None:
+        return None
+    import javabridge
+
+    unit = javabridge.get_static_field("ome/units/UNITS", unit_name, unit_sig)
+    try:
+        number = javabridge.call(value, "value", "(Lome/units/unit/Unit;)Ljava/lang/Number;", unit)
+    except javabridge.JavaException:  # unit not convertible (e.g. pixels, reference frame)
+        return None
+    if number is None:
+        return None
+    result = float(javabridge.call(number, "doubleValue", "()D"))
+    return result if math.isfinite(result) and result > 0 else None
+
+
+def _store_get(store: Any, method: str, signature: str, *args: Any) -> Any:
+    """Call an OME store getter; a missing or broken optional field gives None (with a warning
+    only for unexpected failures)."""
+    import javabridge
+
+    try:
+        return javabridge.call(store, method, signature, *args)
+    except javabridge.JavaException as exc:
+        name = readers._java_class_name(exc)
+        if name not in ("java.lang.IndexOutOfBoundsException", "java.lang.NullPointerException"):
+            warnings.warn(f"OME metadata {method}{args} unreadable: {exc}", stacklevel=3)
+        return None
+
+
+def spec_from_reader(
+    reader: readers.Reader, series: int, resolution: int = 0, *, timestamps: bool = True
+) -> ImageSpec:
+    """Build the :class:`ImageSpec` of ``series`` from an open reader (the Java boundary).
+
+    ``timestamps=False`` skips the per-timepoint DeltaT lookups (for listings).
+    """
+    import javabridge
+
+    reader.set_series(series, resolution)
+    call = reader.call
+    pixel_type_code = int(call("getPixelType", "()I"))
+    pixel_type = str(
+        javabridge.static_call(
+            "loci/formats/FormatTools", "getPixelTypeString", "(I)Ljava/lang/String;", pixel_type_code
+        )
+    )
+    dtype = readers.PIXEL_TYPES[pixel_type]
+    store = call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+    size_c = int(call("getEffectiveSizeC", "()I"))
+    size_t = int(call("getSizeT", "()I"))
+    size_z = int(call("getSizeZ", "()I"))
+
+    def length(method: str) -> float | None:
+        return _length_um(_store_get(store, method, "(I)Lome/units/quantity/Length;", series))
+
+    time_increment = _time_s(
+        _store_get(store, "getPixelsTimeIncrement", "(I)Lome/units/quantity/Time;", series)
+    )
+    names = []
+    for c in range(size_c):
+        name = _store_get(store, "getChannelName", "(II)Ljava/lang/String;", series, c)
+        names.append(str(name) if name else f"C{c}")
+    series_name = _store_get(store, "getImageName", "(I)Ljava/lang/String;", series)
+    return ImageSpec(
+        path=reader.path,
+        series=series,
+        resolution=resolution,
+        series_count=reader.series_count,
+        series_name=str(series_name) if series_name else f"Series {series}",
+        format=str(call("getFormat", "()Ljava/lang/String;")),
+        size_t=size_t,
+        size_c=size_c,
+        size_z=size_z,
+        size_y=int(call("getSizeY", "()I")),
+        size_x=int(call("getSizeX", "()I")),
+        samples=int(call("getRGBChannelCount", "()I")),
+        dtype=dtype.name,
+        pixel_type=pixel_type,
+        dimension_order=str(call("getDimensionOrder", "()Ljava/lang/String;")),
+        little_endian=bool(call("isLittleEndian", "()Z")),
+        interleaved=bool(call("isInterleaved", "()Z")),
+        physical_size_x=length("getPixelsPhysicalSizeX"),
+        physical_size_y=length("getPixelsPhysicalSizeY"),
+        physical_size_z=length("getPixelsPhysicalSizeZ"),
+        time_increment=time_increment,
+        channel_names=tuple(names),
+        timestamps=()
+        if time_increment or not timestamps
+        else _timestamps(reader, store, series, size_t),
+        mtime_ns=reader.mtime,
+    )
+
+
+def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) -> tuple[float, ...]:
+    """Per-timepoint DeltaT (s) of the plane at Z=0, C=0 of each T, if the file records them.
+
+    Bio-Formats numbers OME planes like its own plane indices, so T lookups suffice (not one
+    per plane: a 100 000-plane series must still open in well under a second).
+    """
+    count = _store_get(store, "getPlaneCount", "(I)I", series)
+    if size_t < 2 or not count:
+        return ()
+    nonneg = "(II)Lome/xml/model/primitives/NonNegativeInteger;"
+    out = []
+    for t in range(size_t):
+        plane = reader.plane_index(0, 0, t)
+        if plane >= int(count):
+            return ()
+        the_t = _store_get(store, "getPlaneTheT", nonneg, series, plane)
+        delta = _time_s(_store_get(store, "getPlaneDeltaT", "(II)Lome/units/quantity/Time;", series, plane))
+        if the_t is None or _int(the_t) != t or (delta is None and t > 0):
+            return ()
+        out.append(delta or 0.0)
+    return tuple(out)
+
+
+def _int(java_integer: Any) -> int:
+    import javabridge
+
+    return int(javabridge.call(java_integer, "getValue", "()Ljava/lang/Integer;"))
+
+
+def resolve_series(reader: readers.Reader, series: int | str) -> int:
+    """An index for ``series`` given as an index or as a series name."""
+    if isinstance(series, str):
+        store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+        names = [
+            _store_get(store, "getImageName", "(I)Ljava/lang/String;", i)
+            for i in range(reader.series_count)
+        ]
+        matches = [i for i, name in enumerate(names) if name == series]
+        if not matches:
+            raise SeriesIndexError(
+                f"{reader.path!r} has no series named {series!r}; its {len(names)} series are "
+                f"named {names[:20]}{' ...' if len(names) > 20 else ''}."
+            )
+        return matches[0]
+    if not isinstance(series, int) or isinstance(series, bool):
+        raise TypeError(f"series must be an int index or a str name, not {type(series).__name__}")
+    if series < 0:
+        series += reader.series_count
+    return series
+
+
+def read_spec(path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0) -> ImageSpec:
+    """Read the :class:`ImageSpec` of one series of ``path`` (no pixels are read).
+
+    Raises
+    ------
+    FileNotFoundError, UnsupportedFormatError, CorruptFileError, SeriesIndexError
+        As described in :mod:`bfdask.errors`.
+    """
+    checked = readers.check_path(path)
+    reader = readers.get_reader(checked, 0, 0)
+    index = resolve_series(reader, series)
+    return spec_from_reader(reader, index, resolution)
+
+
+def series_ome_xml(path: str, series: int) -> str:
+    """The OME-XML of one series: its Image (and the Instrument it refers to), no other series.
+
+    Built from the reader's OME store, without original metadata.
+    """
+    reader = readers.get_reader(readers.check_path(path), series)
+    store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+    xml = _dump(store)
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return xml
+    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    images = root.findall(f"{namespace}Image")
+    keep = images[series] if series < len(images) else None
+    instrument_refs = set()
+    if keep is not None:
+        for ref in keep.iter(f"{namespace}InstrumentRef"):
+            instrument_refs.add(ref.get("ID"))
+    for child in list(root):
+        tag = child.tag[len(namespace):]
+        if tag == "Image" and child is not keep:
+            root.remove(child)
+        elif tag == "Instrument" and child.get("ID") not in instrument_refs:
+            root.remove(child)
+        elif tag in ("Plate", "Screen", "ROI", "StructuredAnnotations"):
+            root.remove(child)
+    ET.register_namespace("", namespace.strip("{}"))
+    return ET.tostring(root, encoding="unicode")
+
+
+def _dump(store: Any) -> str:
+    import javabridge
+
+    return str(javabridge.call(store, "dumpXML", "()Ljava/lang/String;"))
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One row of :func:`bfdask.list_series`."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dims: str
+    dtype: str
+    dimension_order: str
+
+
+def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
+    """Every series of ``path``: index, name, shape (TCZYX[S]), dtype. No pixels are read."""
+    checked = readers.check_path(path)
+    reader = readers.get_reader(checked, 0)
+    out = []
+    for index in range(reader.series_count):
+        spec = spec_from_reader(reader, index, timestamps=False)
+        out.append(
+            SeriesInfo(
+                index=index,
+                name=spec.series_name,
+                shape=spec.shape,
+                dims="".join(spec.sizes),
+                dtype=spec.dtype,
+                dimension_order=spec.dimension_order,
+            )
+        )
+    return out

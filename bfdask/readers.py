@@ -1,0 +1,445 @@
+"""Open Bio-Formats readers, cached per thread, and :func:`read_block`.
+
+Bio-Formats readers are not thread-safe, but javabridge releases the GIL during Java calls, so
+threads with a reader each read in parallel (a per-file lock would throw that away). Each
+thread therefore keeps its own small LRU cache of open readers; the least recently used is
+closed when the cache is full, a thread's readers are closed when the thread ends, and all are
+closed at interpreter exit.
+
+One Java reader per (thread, file) serves every series of that file: switching series is a
+cheap ``setSeries`` call, whereas a reader per series would parse the file's header once per
+series (seconds for a LIF with hundreds of positions). The cache is bounded by the setting
+``bfdask.reader.cache-size`` (env ``BFDASK_READER_CACHE_SIZE``).
+
+Readers are ``loci.formats.ImageReader`` (Bio-Formats' own format detection, file grouping on;
+python-bioformats' ``ImageReader`` picks TIFF for ``.ome.tif`` and turns grouping off), with no
+original-metadata table (what exhausts the heap on a large LIF), an OME-XML store for physical
+sizes and channel names, wrapped in a ``loci.formats.Memoizer`` so that reopening a file whose
+header is slow to parse is fast on every worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import config, jvm
+from .errors import (
+    BfdaskError,
+    BfdaskFileNotFoundError,
+    CorruptFileError,
+    JavaMemoryError,
+    SeriesIndexError,
+    UnsupportedFormatError,
+)
+
+#: Bio-Formats pixel type name -> numpy dtype (native byte order)
+PIXEL_TYPES: dict[str, np.dtype] = {
+    "int8": np.dtype("int8"),
+    "uint8": np.dtype("uint8"),
+    "int16": np.dtype("int16"),
+    "uint16": np.dtype("uint16"),
+    "int32": np.dtype("int32"),
+    "uint32": np.dtype("uint32"),
+    "float": np.dtype("float32"),
+    "double": np.dtype("float64"),
+    "bit": np.dtype("bool"),
+}
+
+#: Largest Java byte[] (Integer.MAX_VALUE minus the JVM's header slack)
+JAVA_MAX_ARRAY = 2**31 - 16
+
+
+def default_memo_dir() -> Path:
+    """``$XDG_CACHE_HOME/bfdask/memo`` (``~/.cache/bfdask/memo``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bfdask" / "memo"
+
+
+def memo_dir() -> Path | None:
+    """The Memoizer directory from the settings, or None when memoization is off."""
+    value = config.get("bfdask.reader.memo-dir")
+    if value is None:
+        return default_memo_dir()
+    if str(value).strip().lower() in ("", "none", "off", "false", "0"):
+        return None
+    return Path(str(value)).expanduser()
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def _java_class_name(exc: BaseException) -> str:
+    throwable = getattr(exc, "throwable", None)
+    if throwable is None:
+        return ""
+    import javabridge
+
+    klass = javabridge.call(throwable, "getClass", "()Ljava/lang/Class;")
+    return str(javabridge.call(klass, "getName", "()Ljava/lang/String;"))
+
+
+def _java_message(exc: BaseException) -> str:
+    throwable = getattr(exc, "throwable", None)
+    if throwable is None:
+        return str(exc)
+    import javabridge
+
+    text = javabridge.call(throwable, "toString", "()Ljava/lang/String;")
+    return str(text)
+
+
+def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskError:
+    """Turn a Java exception raised while doing ``what`` with ``path`` into a bfdask error."""
+    name = _java_class_name(exc)
+    message = _java_message(exc)
+    if name == "java.lang.OutOfMemoryError":
+        heap = jvm.max_heap() or 0
+        return JavaMemoryError(
+            f"Java ran out of heap ({heap / 2**30:.2f} GiB) while {what} {path!r}. "
+            "Raise it before the JVM starts: set BFDASK_MAX_HEAP=8G (or the dask config "
+            "key 'bfdask.jvm.max-heap', or bfdask.jvm.ensure(max_heap='8G')), or read smaller "
+            "chunks. This process's JVM keeps running with its current heap."
+        )
+    if name == "loci.formats.UnknownFormatException":
+        return UnsupportedFormatError(
+            f"Bio-Formats cannot read {path!r}: unknown or unsupported format ({message}). "
+            "Check the file type is one Bio-Formats supports, and that the file is complete."
+        )
+    if name in ("java.io.FileNotFoundException", "java.nio.file.NoSuchFileException"):
+        return BfdaskFileNotFoundError(f"{path!r} (or a file it refers to) was not found: {message}")
+    if name.startswith("loci.formats.") and "Missing" in message:  # missing library for format
+        return UnsupportedFormatError(f"Bio-Formats cannot read {path!r}: {message}")
+    return CorruptFileError(
+        f"Bio-Formats failed while {what} {path!r}: {message}. The file may be truncated or "
+        "damaged; check it opens in Fiji/showinf."
+    )
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` made absolute, or raise a clear error before Java sees it."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise BfdaskFileNotFoundError(f"No such file: {str(p)!r}")
+    if p.is_dir():
+        raise UnsupportedFormatError(
+            f"{str(p)!r} is a directory; pass the path of an image file inside it "
+            "(for a multi-file dataset, the file Bio-Formats opens, e.g. the .companion.ome)."
+        )
+    if p.stat().st_size == 0 and p.suffix.lower() != ".fake":
+        raise UnsupportedFormatError(f"{str(p)!r} is empty (0 bytes): there is nothing to read.")
+    return str(p.resolve())
+
+
+# -- one open reader ------------------------------------------------------------------------
+
+
+class Reader:
+    """An open ``loci.formats.ImageReader`` (possibly memoized) for one file, in one thread.
+
+    Only this module and :mod:`bfdask.metadata` touch its Java object (``.java``).
+    """
+
+    def __init__(self, path: str) -> None:
+        import javabridge
+
+        jvm.ensure()
+        self.path = path
+        self.mtime = os.stat(path).st_mtime_ns if os.path.exists(path) else 0
+        self.series = -1
+        self._buffer: Any = None
+        self._buffer_size = 0
+        reader = javabridge.make_instance("loci/formats/ImageReader", "()V")
+        javabridge.call(reader, "setGroupFiles", "(Z)V", True)
+        javabridge.call(reader, "setOriginalMetadataPopulated", "(Z)V", False)
+        store = javabridge.make_instance("loci/formats/ome/OMEXMLMetadataImpl", "()V")
+        javabridge.call(reader, "setMetadataStore", "(Lloci/formats/meta/MetadataStore;)V", store)
+        directory = memo_dir()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            jfile = javabridge.make_instance("java/io/File", "(Ljava/lang/String;)V", str(directory))
+            reader = javabridge.make_instance(
+                "loci/formats/Memoizer",
+                "(Lloci/formats/IFormatReader;JLjava/io/File;)V",
+                reader,
+                int(config.get("bfdask.reader.memo-min-ms") or 0),
+                jfile,
+            )
+        try:
+            javabridge.call(reader, "setId", "(Ljava/lang/String;)V", path)
+        except javabridge.JavaException as exc:
+            try:
+                javabridge.call(reader, "close", "()V")
+            except javabridge.JavaException:
+                pass
+            raise translate_java_error(exc, path, "opening") from None
+        self.java = reader
+        env = javabridge.get_env()
+        klass = env.get_object_class(reader)
+        self._open_bytes = env.get_method_id(klass, "openBytes", "(I[BIIII)[B")
+        self._get_index = env.get_method_id(klass, "getIndex", "(III)I")
+        self.series_count = int(javabridge.call(reader, "getSeriesCount", "()I"))
+
+    # plain-value accessors (one JNI call each)
+    def call(self, name: str, signature: str, *args: Any) -> Any:
+        """Call a method of the Java reader by name (metadata; not for the per-plane path)."""
+        import javabridge
+
+        return javabridge.call(self.java, name, signature, *args)
+
+    def set_series(self, series: int, resolution: int = 0) -> None:
+        """Select ``series`` (and ``resolution``), raising :class:`SeriesIndexError` if absent."""
+        if series == self.series and resolution == 0:
+            return
+        if not 0 <= series < self.series_count:
+            raise SeriesIndexError(
+                f"{self.path!r} has {self.series_count} series (0..{self.series_count - 1}); "
+                f"series {series} does not exist. bfdask.list_series(path) lists them."
+            )
+        self.call("setSeries", "(I)V", series)
+        self.series = series
+        count = int(self.call("getResolutionCount", "()I"))
+        if not 0 <= resolution < count:
+            raise SeriesIndexError(
+                f"Series {series} of {self.path!r} has {count} resolution level(s); "
+                f"resolution {resolution} does not exist. Bio-Formats lists the levels of a "
+                "pyramid as series of their own: open them with series=..."
+            )
+        if count > 1:
+            self.call("setResolution", "(I)V", resolution)
+
+    def close(self) -> None:
+        """Close the Java reader (its file handles); safe to call twice."""
+        if self.java is None:
+            return
+        import javabridge
+
+        try:
+            javabridge.call(self.java, "close", "()V")
+        except javabridge.JavaException:
+            pass
+        self.java = None
+
+    def _java_buffer(self, nbytes: int) -> Any:
+        """A Java byte[] of exactly ``nbytes``, reused from the last call when it fits."""
+        if nbytes != self._buffer_size:
+            import javabridge
+
+            self._buffer = javabridge.get_env().make_byte_array(np.zeros(nbytes, np.uint8))
+            self._buffer_size = nbytes
+        return self._buffer
+
+    def read_planes(
+        self,
+        out: np.ndarray,
+        planes: list[tuple[int, tuple[int, ...]]],
+        y: tuple[int, int],
+        x: tuple[int, int],
+        dtype: np.dtype,
+        little_endian: bool,
+        samples: int,
+        interleaved: bool,
+    ) -> None:
+        """Read each ``(plane index, out position)`` of ``planes`` into ``out``.
+
+        Per plane: one JNI ``openBytes`` into a reused ``byte[]``, one copy into numpy and one
+        byte-order-aware assignment into ``out``.
+        """
+        import javabridge
+
+        env = javabridge.get_env()
+        h, w = y[1] - y[0], x[1] - x[0]
+        bpp = 1 if dtype == np.bool_ else dtype.itemsize
+        nbytes = h * w * samples * bpp
+        buffer = self._java_buffer(nbytes)
+        raw_dtype = np.dtype("uint8") if dtype == np.bool_ else dtype.newbyteorder(
+            "<" if little_endian else ">"
+        )
+        if samples == 1:
+            shape: tuple[int, ...] = (h, w)
+        elif interleaved:
+            shape = (h, w, samples)
+        else:
+            shape = (samples, h, w)
+        for index, position in planes:
+            env.call_method(self.java, self._open_bytes, index, buffer, x[0], y[0], w, h)
+            thrown = env.exception_occurred()
+            if thrown is not None:
+                env.exception_clear()
+                raise _plane_error(javabridge.JavaException(thrown), self, index)
+            plane = env.get_byte_array_elements(buffer).view(raw_dtype).reshape(shape)
+            if dtype == np.bool_:
+                plane = plane != 0
+            if samples > 1 and not interleaved:
+                plane = np.moveaxis(plane, 0, -1)
+            out[position] = plane
+
+    def plane_index(self, z: int, c: int, t: int) -> int:
+        """``getIndex(z, c, t)`` of the current series."""
+        import javabridge
+
+        env = javabridge.get_env()
+        return int(env.call_method(self.java, self._get_index, z, c, t))
+
+
+def _plane_error(exc: BaseException, reader: Reader, index: int) -> BfdaskError:
+    return translate_java_error(
+        exc, reader.path, f"reading plane {index} of series {reader.series} of"
+    )
+
+
+# -- the per-thread cache -------------------------------------------------------------------
+
+
+class _ThreadReaders:
+    """One thread's open readers, most recently used last."""
+
+    def __init__(self) -> None:
+        self.readers: OrderedDict[str, Reader] = OrderedDict()
+
+    def close_all(self) -> None:
+        while self.readers:
+            _, reader = self.readers.popitem(last=False)
+            reader.close()
+
+
+_local = threading.local()
+_all_caches: weakref.WeakSet[_ThreadReaders] = weakref.WeakSet()
+_all_lock = threading.Lock()
+
+
+def _thread_cache() -> _ThreadReaders:
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = _ThreadReaders()
+        with _all_lock:
+            _all_caches.add(cache)
+    return cache
+
+
+def _close_thread_readers() -> None:
+    cache = getattr(_local, "cache", None)
+    if cache is not None:
+        cache.close_all()
+
+
+def close_all() -> None:
+    """Close every reader this process has open, in every thread (at exit, or to free files).
+
+    Call it only while no task is reading: a reader closed under another thread's read fails.
+    """
+    with _all_lock:
+        caches = list(_all_caches)
+    for cache in caches:
+        cache.close_all()
+
+
+def open_readers() -> int:
+    """Number of readers open in the calling thread."""
+    cache = getattr(_local, "cache", None)
+    return 0 if cache is None else len(cache.readers)
+
+
+def get_reader(path: str, series: int = 0, resolution: int = 0) -> Reader:
+    """The calling thread's reader for ``path`` set to ``series``, opening it if needed.
+
+    ``path`` must already be checked and absolute (:func:`check_path`).
+    """
+    jvm.ensure()
+    jvm.at_thread_exit(_close_thread_readers)
+    jvm.at_shutdown(close_all)
+    cache = _thread_cache()
+    reader = cache.readers.get(path)
+    if reader is not None:
+        mtime = os.stat(path).st_mtime_ns if os.path.exists(path) else 0
+        if reader.java is None or mtime != reader.mtime:  # closed, or file changed on disk
+            reader.close()
+            del cache.readers[path]
+            reader = None
+    if reader is None:
+        reader = Reader(path)
+        cache.readers[path] = reader
+        limit = max(1, int(config.get("bfdask.reader.cache-size") or 16))
+        while len(cache.readers) > limit:
+            _, evicted = cache.readers.popitem(last=False)
+            evicted.close()
+    else:
+        cache.readers.move_to_end(path)
+    reader.set_series(series, resolution)
+    return reader
+
+
+# -- reading a block ------------------------------------------------------------------------
+
+
+def read_block(
+    path: str,
+    series: int,
+    resolution: int,
+    t: tuple[int, int],
+    c: tuple[int, int],
+    z: tuple[int, int],
+    y: tuple[int, int],
+    x: tuple[int, int],
+    *,
+    dtype: str,
+    samples: int = 1,
+) -> np.ndarray:
+    """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
+
+    Parameters
+    ----------
+    path
+        Absolute path of the file (as checked by :func:`check_path`).
+    series, resolution
+        Which image of the file.
+    t, c, z, y, x
+        Half-open ``(start, stop)`` ranges; ``c`` counts effective channels (RGB samples of
+        one channel are the trailing ``S`` axis).
+    dtype
+        numpy dtype of the result (the series' pixel type).
+    samples
+        Samples per pixel (RGB: 3); when > 1 the result has a trailing ``S`` axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(T, C, Z, Y, X)`` or ``(T, C, Z, Y, X, S)``, native byte order.
+
+    Raises
+    ------
+    CorruptFileError
+        If Bio-Formats fails on a plane; the message names the file, series and plane.
+    JavaMemoryError
+        If the JVM runs out of heap.
+    """
+    reader = get_reader(path, series, resolution)
+    np_dtype = np.dtype(dtype)
+    shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
+    if samples > 1:
+        shape = (*shape, samples)
+    out = np.empty(shape, dtype=np_dtype)
+    planes = [
+        (reader.plane_index(zi, ci, ti), (ti - t[0], ci - c[0], zi - z[0]))
+        for ti in range(*t)
+        for ci in range(*c)
+        for zi in range(*z)
+    ]
+    planes.sort()  # file order: sequential reads where the format allows
+    try:
+        little = bool(reader.call("isLittleEndian", "()Z"))
+        interleaved = bool(reader.call("isInterleaved", "()Z"))
+        reader.read_planes(out, planes, y, x, np_dtype, little, samples, interleaved)
+    except BfdaskError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "JavaException":
+            raise translate_java_error(exc, path, f"reading series {series} of") from None
+        raise
+    return out
