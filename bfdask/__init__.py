@@ -44,12 +44,32 @@ __all__ = [
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
+    "JVMPlugin",
     "__version__",
+    "bad_timepoints",
     "jvm_info",
     "list_series",
     "open",
+    "profile",
+    "profile_series",
     "read_spec",
 ]
+
+# Parts that import heavier libraries (scikit-image, distributed) load on first use.
+_LAZY = {
+    "profile": "bfdask.profile",
+    "profile_series": "bfdask.profile",
+    "bad_timepoints": "bfdask.profile",
+    "JVMPlugin": "bfdask.cluster",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bfdask' has no attribute {name!r}")
 
 
 def open(  # noqa: A001 - the natural name, like xarray.open_dataset / tifffile.imread
