@@ -22,6 +22,7 @@ import ctypes
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -249,8 +250,11 @@ def _start(max_heap: str | int | None) -> None:
     ctypes.CDLL(str(libjvm), mode=ctypes.RTLD_GLOBAL)
     os.environ.setdefault("JAVA_HOME", str(home))
 
-    import bioformats
-    import javabridge
+    with warnings.catch_warnings():
+        # javabridge's C file predates numpy 1.26's larger ndarray struct; the check is benign.
+        warnings.filterwarnings("ignore", "numpy.ndarray size changed", RuntimeWarning)
+        import bioformats
+        import javabridge
 
     args = ["-Xss8m", *_quiet_flags(_java_feature_version(home))]
     errors: list[BaseException] = []
@@ -281,6 +285,7 @@ def _start(max_heap: str | int | None) -> None:
     atexit.register(_shutdown)
     _local.attachment = _Attachment()
     _set_log_level(str(config.get("bfdask.jvm.log-level") or "WARN"))
+    _silence_java_stderr()
 
 
 def _set_log_level(level: str) -> None:
@@ -292,15 +297,39 @@ def _set_log_level(level: str) -> None:
         "loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", level
     )
     if level in ("WARN", "ERROR", "OFF"):
-        # Real LIF/CZI headers print two WARN lines per series ("Unknown Immersion value").
-        for name in ("ome.xml.model.enums.handlers", "loci.formats.FormatTools"):
+        # Real LIF/CZI headers print two WARN lines per series ("Unknown Immersion value");
+        # ImageReader logs an ERROR per failed format probe of a file it cannot read, which
+        # bfdask reports as UnsupportedFormatError anyway.
+        quiet = {
+            "ome.xml.model.enums.handlers": "ERROR",
+            "loci.formats.FormatTools": "ERROR",
+            "loci.formats.ImageReader": "OFF",
+        }
+        for name, quiet_level in quiet.items():
             logger = javabridge.static_call(
                 "org/slf4j/LoggerFactory", "getLogger", "(Ljava/lang/String;)Lorg/slf4j/Logger;", name
             )
-            error = javabridge.get_static_field(
-                "ch/qos/logback/classic/Level", "ERROR", "Lch/qos/logback/classic/Level;"
+            value = javabridge.get_static_field(
+                "ch/qos/logback/classic/Level", quiet_level, "Lch/qos/logback/classic/Level;"
             )
-            javabridge.call(logger, "setLevel", "(Lch/qos/logback/classic/Level;)V", error)
+            javabridge.call(logger, "setLevel", "(Lch/qos/logback/classic/Level;)V", value)
+
+
+def _silence_java_stderr() -> None:
+    """Send Java's System.err to nowhere.
+
+    javabridge prints the stack trace of every Java exception it converts (ExceptionDescribe)
+    before Python sees it; bfdask turns those exceptions into Python errors carrying the Java
+    message, so the traces are noise in a user's terminal. Bio-Formats' own logging (logback,
+    on System.out, at ``bfdask.jvm.log-level``) is unaffected.
+    """
+    import javabridge
+
+    nowhere = javabridge.static_call(
+        "java/io/OutputStream", "nullOutputStream", "()Ljava/io/OutputStream;"
+    )
+    stream = javabridge.make_instance("java/io/PrintStream", "(Ljava/io/OutputStream;)V", nowhere)
+    javabridge.static_call("java/lang/System", "setErr", "(Ljava/io/PrintStream;)V", stream)
 
 
 def at_thread_exit(callback: Callable[[], None]) -> None:

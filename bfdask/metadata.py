@@ -224,7 +224,7 @@ def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) ->
 def _int(java_integer: Any) -> int:
     import javabridge
 
-    return int(javabridge.call(java_integer, "getValue", "()Ljava/lang/Integer;"))
+    return int(str(javabridge.call(java_integer, "toString", "()Ljava/lang/String;")))
 
 
 def resolve_series(reader: readers.Reader, series: int | str) -> int:

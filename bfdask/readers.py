@@ -75,6 +75,33 @@ def memo_dir() -> Path | None:
 # -- errors ---------------------------------------------------------------------------------
 
 
+class JavaThrown(Exception):
+    """A Java exception caught and cleared by bfdask itself (``.throwable`` is the object).
+
+    javabridge's own ``JavaException`` prints the Java stack trace to the process's stderr;
+    the hot and error-prone calls (``setId``, ``openBytes``) use :func:`call_quietly` instead.
+    """
+
+    def __init__(self, throwable: Any) -> None:
+        super().__init__("Java exception")
+        self.throwable = throwable
+
+
+def call_quietly(obj: Any, name: str, signature: str, *args: Any) -> Any:
+    """Call a Java method; a Java exception becomes :class:`JavaThrown`, with nothing printed."""
+    import javabridge
+
+    env = javabridge.get_env()
+    method = env.get_method_id(env.get_object_class(obj), name, signature)
+    converted = [env.new_string_utf(a) if isinstance(a, str) else a for a in args]
+    result = env.call_method(obj, method, *converted)
+    thrown = env.exception_occurred()
+    if thrown is not None:
+        env.exception_clear()
+        raise JavaThrown(thrown)
+    return result
+
+
 def _java_class_name(exc: BaseException) -> str:
     throwable = getattr(exc, "throwable", None)
     if throwable is None:
@@ -116,10 +143,23 @@ def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskErro
         return BfdaskFileNotFoundError(f"{path!r} (or a file it refers to) was not found: {message}")
     if name.startswith("loci.formats.") and "Missing" in message:  # missing library for format
         return UnsupportedFormatError(f"Bio-Formats cannot read {path!r}: {message}")
+    if what == "opening":
+        return UnsupportedFormatError(
+            f"Bio-Formats cannot read {path!r}: {message}. The file may be of a variant or "
+            "version Bio-Formats 7 does not support, or truncated/damaged; check that it opens "
+            "in Fiji or with Bio-Formats' showinf."
+        )
     return CorruptFileError(
         f"Bio-Formats failed while {what} {path!r}: {message}. The file may be truncated or "
         "damaged; check it opens in Fiji/showinf."
     )
+
+
+def javabridge_exception() -> type[Exception]:
+    """javabridge's exception class (javabridge is importable once the JVM runs)."""
+    import javabridge
+
+    return javabridge.JavaException
 
 
 def check_path(path: str | os.PathLike[str]) -> str:
@@ -172,8 +212,8 @@ class Reader:
                 jfile,
             )
         try:
-            javabridge.call(reader, "setId", "(Ljava/lang/String;)V", path)
-        except javabridge.JavaException as exc:
+            call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
+        except JavaThrown as exc:
             try:
                 javabridge.call(reader, "close", "()V")
             except javabridge.JavaException:
@@ -231,7 +271,20 @@ class Reader:
         if nbytes != self._buffer_size:
             import javabridge
 
-            self._buffer = javabridge.get_env().make_byte_array(np.zeros(nbytes, np.uint8))
+            env = javabridge.get_env()
+            self._buffer, self._buffer_size = None, 0
+            try:
+                self._buffer = env.make_byte_array(np.empty(nbytes, np.uint8))
+            except MemoryError:
+                if env.exception_occurred() is not None:
+                    env.exception_clear()  # else the next Java call in this thread fails too
+                heap = jvm.max_heap() or 0
+                raise JavaMemoryError(
+                    f"Java ran out of heap ({heap / 2**30:.2f} GiB) allocating a "
+                    f"{nbytes / 2**20:.0f} MiB plane buffer for {self.path!r}. Read smaller "
+                    "tiles (chunks={'Y': ..., 'X': ...}) or raise the heap before the JVM "
+                    "starts: BFDASK_MAX_HEAP=8G or dask config 'bfdask.jvm.max-heap'."
+                ) from None
             self._buffer_size = nbytes
         return self._buffer
 
@@ -272,7 +325,7 @@ class Reader:
             thrown = env.exception_occurred()
             if thrown is not None:
                 env.exception_clear()
-                raise _plane_error(javabridge.JavaException(thrown), self, index)
+                raise _plane_error(JavaThrown(thrown), self, index)
             plane = env.get_byte_array_elements(buffer).view(raw_dtype).reshape(shape)
             if dtype == np.bool_:
                 plane = plane != 0
@@ -310,6 +363,7 @@ class _ThreadReaders:
 
 
 _local = threading.local()
+_planes_read = 0  # process-wide count, for tests and diagnostics
 _all_caches: weakref.WeakSet[_ThreadReaders] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
@@ -338,6 +392,11 @@ def close_all() -> None:
         caches = list(_all_caches)
     for cache in caches:
         cache.close_all()
+
+
+def planes_read() -> int:
+    """Number of planes (or plane tiles) this process has read so far."""
+    return _planes_read
 
 
 def open_readers() -> int:
@@ -436,10 +495,11 @@ def read_block(
         little = bool(reader.call("isLittleEndian", "()Z"))
         interleaved = bool(reader.call("isInterleaved", "()Z"))
         reader.read_planes(out, planes, y, x, np_dtype, little, samples, interleaved)
+        global _planes_read
+        with _all_lock:
+            _planes_read += len(planes)
     except BfdaskError:
         raise
-    except Exception as exc:
-        if type(exc).__name__ == "JavaException":
-            raise translate_java_error(exc, path, f"reading series {series} of") from None
-        raise
+    except (JavaThrown, javabridge_exception()) as exc:
+        raise translate_java_error(exc, path, f"reading series {series} of") from None
     return out
