@@ -1,0 +1,131 @@
+"""Bad input gives a clear bfdask error naming the file; the process and its JVM keep working."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tifffile
+
+import bfdask
+from bfdask.errors import BfdaskFileNotFoundError
+
+
+@pytest.fixture
+def good(fake):
+    return fake("good", sizeX=32, sizeY=16, sizeZ=2, sizeT=2, pixelType="uint8")
+
+
+def still_works(path):
+    """A read right after an error succeeds in the same process."""
+    assert bfdask.open(path).sum().compute() > 0
+
+
+def test_missing_file(tmp_path, good):
+    missing = tmp_path / "nope.lif"
+    with pytest.raises(FileNotFoundError, match="nope.lif") as info:
+        bfdask.open(missing)
+    assert isinstance(info.value, bfdask.BfdaskError)
+    assert isinstance(info.value, BfdaskFileNotFoundError)
+    still_works(good)
+
+
+def test_directory(tmp_path, good):
+    with pytest.raises(bfdask.UnsupportedFormatError, match="is a directory") as info:
+        bfdask.open(tmp_path)
+    assert isinstance(info.value, ValueError)
+    still_works(good)
+
+
+def test_empty_file(tmp_path, good):
+    empty = tmp_path / "empty.czi"
+    empty.touch()
+    with pytest.raises(bfdask.UnsupportedFormatError, match=r"empty\.czi.*empty"):
+        bfdask.list_series(empty)
+    still_works(good)
+
+
+def test_unknown_format(tmp_path, good):
+    junk = tmp_path / "junk.xyz"
+    junk.write_bytes(np.random.default_rng(1).bytes(5000))
+    with pytest.raises(bfdask.UnsupportedFormatError, match=r"junk\.xyz.*unknown"):
+        bfdask.open(junk)
+    still_works(good)
+
+
+def test_damaged_plane_names_file_and_plane(tmp_path, good):
+    path = tmp_path / "damaged.ome.tif"
+    source = np.random.default_rng(2).integers(0, 200, (6, 1, 1, 64, 64), dtype="uint8")
+    tifffile.imwrite(path, source, ome=True, compression="zlib", metadata={"axes": "TCZYX"})
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[3].dataoffsets[0], tif.pages[3].databytecounts[0]
+    with open(path, "r+b") as f:  # wipe the compressed strip of plane 3
+        f.seek(offset)
+        f.write(b"\0" * count)
+    data = bfdask.open(path)
+    with pytest.raises(bfdask.CorruptFileError, match=r"plane 3 of series 0 of .*damaged\.ome\.tif"):
+        data.values
+    assert isinstance(bfdask.CorruptFileError("x"), OSError)
+    # the other planes of the same file, through the same reader, still read
+    np.testing.assert_array_equal(data[2].values, source[2])
+    still_works(good)
+
+
+def test_series_out_of_range(fake, good):
+    path = fake("three", sizeX=16, sizeY=16, series=3)
+    with pytest.raises(IndexError, match=r"has 3 series") as info:
+        bfdask.open(path, series=3)
+    assert isinstance(info.value, bfdask.SeriesIndexError)
+    with pytest.raises(bfdask.SeriesIndexError, match="no series named 'bogus'"):
+        bfdask.open(path, series="bogus")
+    with pytest.raises(bfdask.SeriesIndexError, match="1 resolution"):
+        bfdask.open(path, resolution=1)
+    still_works(good)
+
+
+def test_bad_arguments(fake):
+    path = fake("args", sizeX=16, sizeY=16)
+    with pytest.raises(ValueError, match="dims"):
+        bfdask.open(path, dims="TCZY")
+    with pytest.raises(ValueError, match="unknown dimension"):
+        bfdask.open(path, chunks={"W": 2})
+    with pytest.raises(TypeError, match="series"):
+        bfdask.open(path, series=1.5)
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+
+def test_java_out_of_heap_is_memory_error_and_recoverable(tmp_path):
+    big = tmp_path / "big&sizeX=12000&sizeY=12000&pixelType=uint16.fake"
+    small = tmp_path / "small&sizeX=64&sizeY=64.fake"
+    big.touch()
+    small.touch()
+    result = run_python(
+        f"""
+        import bfdask
+        try:
+            bfdask.open({str(big)!r}).values
+        except MemoryError as exc:
+            assert isinstance(exc, bfdask.JavaMemoryError), type(exc)
+            print("ERR", exc)
+        print("SUM", int(bfdask.open({str(small)!r}).sum().compute()))
+        """,
+        BFDASK_MAX_HEAP="128M",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ERR Java ran out of heap (0.12 GiB)" in result.stdout
+    assert "BFDASK_MAX_HEAP" in result.stdout
+    assert "SUM " in result.stdout

