@@ -36,6 +36,8 @@ class BlockSource:
     shape: tuple[int, ...]  # in the user's order
     dtype: str
     samples: int
+    little_endian: bool
+    interleaved: bool
 
     @property
     def ndim(self) -> int:
@@ -64,6 +66,8 @@ class BlockSource:
             ranges["X"],
             dtype=self.dtype,
             samples=self.samples,
+            little_endian=self.little_endian,
+            interleaved=self.interleaved,
         )
         canonical = "TCZYX" + ("S" if self.samples > 1 else "")
         if self.dims != canonical:
@@ -104,6 +108,8 @@ def to_dask(
         shape=tuple(sizes[d] for d in dims),
         dtype=spec.dtype,
         samples=spec.samples,
+        little_endian=spec.little_endian,
+        interleaved=spec.interleaved,
     )
     name = "bfdask-" + tokenize(
         spec.path, spec.mtime_ns, spec.series, spec.resolution, dims, plan

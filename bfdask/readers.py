@@ -180,6 +180,14 @@ def check_path(path: str | os.PathLike[str]) -> str:
 # -- one open reader ------------------------------------------------------------------------
 
 
+def _mtime(path: str) -> int:
+    """Modification time in ns; 0 for paths Bio-Formats resolves itself (e.g. fake files)."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
 class Reader:
     """An open ``loci.formats.ImageReader`` (possibly memoized) for one file, in one thread.
 
@@ -191,8 +199,9 @@ class Reader:
 
         jvm.ensure()
         self.path = path
-        self.mtime = os.stat(path).st_mtime_ns if os.path.exists(path) else 0
+        self.mtime = _mtime(path)
         self.series = -1
+        self._layout: tuple[str, dict[str, int]] = ("XYZCT", {"Z": 1, "C": 1, "T": 1})
         self._buffer: Any = None
         self._buffer_size = 0
         reader = javabridge.make_instance("loci/formats/ImageReader", "()V")
@@ -244,6 +253,14 @@ class Reader:
             )
         self.call("setSeries", "(I)V", series)
         self.series = series
+        self._layout = (
+            str(self.call("getDimensionOrder", "()Ljava/lang/String;")),
+            {
+                "Z": int(self.call("getSizeZ", "()I")),
+                "C": int(self.call("getEffectiveSizeC", "()I")),
+                "T": int(self.call("getSizeT", "()I")),
+            },
+        )
         count = int(self.call("getResolutionCount", "()I"))
         if not 0 <= resolution < count:
             raise SeriesIndexError(
@@ -334,7 +351,22 @@ class Reader:
             out[position] = plane
 
     def plane_index(self, z: int, c: int, t: int) -> int:
-        """``getIndex(z, c, t)`` of the current series."""
+        """``getIndex(z, c, t)`` of the current series, computed as Bio-Formats does.
+
+        ``FormatTools.getIndex`` is rasterisation by the dimension order (first letter after
+        XY fastest); doing it here saves a JNI call per plane (~15 µs, as much as reading a
+        small plane). :meth:`java_plane_index` asks Java, for checks.
+        """
+        order, sizes = self._layout
+        position = {"Z": z, "C": c, "T": t}
+        index, stride = 0, 1
+        for dim in order[2:]:
+            index += position[dim] * stride
+            stride *= sizes[dim]
+        return index
+
+    def java_plane_index(self, z: int, c: int, t: int) -> int:
+        """``getIndex(z, c, t)`` as the Java reader computes it."""
         import javabridge
 
         env = javabridge.get_env()
@@ -411,17 +443,15 @@ def get_reader(path: str, series: int = 0, resolution: int = 0) -> Reader:
     ``path`` must already be checked and absolute (:func:`check_path`).
     """
     jvm.ensure()
-    jvm.at_thread_exit(_close_thread_readers)
-    jvm.at_shutdown(close_all)
     cache = _thread_cache()
     reader = cache.readers.get(path)
-    if reader is not None:
-        mtime = os.stat(path).st_mtime_ns if os.path.exists(path) else 0
-        if reader.java is None or mtime != reader.mtime:  # closed, or file changed on disk
-            reader.close()
-            del cache.readers[path]
-            reader = None
+    if reader is not None and (reader.java is None or _mtime(path) != reader.mtime):
+        reader.close()  # closed meanwhile, or the file changed on disk
+        del cache.readers[path]
+        reader = None
     if reader is None:
+        jvm.at_thread_exit(_close_thread_readers)
+        jvm.at_shutdown(close_all)
         reader = Reader(path)
         cache.readers[path] = reader
         limit = max(1, int(config.get("bfdask.reader.cache-size") or 16))
@@ -449,6 +479,8 @@ def read_block(
     *,
     dtype: str,
     samples: int = 1,
+    little_endian: bool | None = None,
+    interleaved: bool | None = None,
 ) -> np.ndarray:
     """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
 
@@ -465,6 +497,9 @@ def read_block(
         numpy dtype of the result (the series' pixel type).
     samples
         Samples per pixel (RGB: 3); when > 1 the result has a trailing ``S`` axis.
+    little_endian, interleaved
+        The series' byte order and sample layout, if known (from its ``ImageSpec``); asked
+        from the reader otherwise (two more JNI calls).
 
     Returns
     -------
@@ -492,9 +527,11 @@ def read_block(
     ]
     planes.sort()  # file order: sequential reads where the format allows
     try:
-        little = bool(reader.call("isLittleEndian", "()Z"))
-        interleaved = bool(reader.call("isInterleaved", "()Z"))
-        reader.read_planes(out, planes, y, x, np_dtype, little, samples, interleaved)
+        if little_endian is None:
+            little_endian = bool(reader.call("isLittleEndian", "()Z"))
+        if interleaved is None:
+            interleaved = bool(reader.call("isInterleaved", "()Z"))
+        reader.read_planes(out, planes, y, x, np_dtype, little_endian, samples, interleaved)
         global _planes_read
         with _all_lock:
             _planes_read += len(planes)
