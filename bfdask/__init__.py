@@ -57,9 +57,9 @@ __all__ = [
 
 # Parts that import heavier libraries (scikit-image, distributed) load on first use.
 _LAZY = {
-    "profile": "bfdask.profile",
-    "profile_series": "bfdask.profile",
-    "bad_timepoints": "bfdask.profile",
+    "profile": "bfdask._profile",  # private module name: a module "profile" would shadow
+    "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
+    "bad_timepoints": "bfdask._profile",
     "JVMPlugin": "bfdask.cluster",
 }
 

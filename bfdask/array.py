@@ -25,8 +25,8 @@ from .metadata import ImageSpec
 class BlockSource:
     """What a task needs to read any block of one series, in the user's dim order.
 
-    ``source[slices]`` (basic slices with steps of 1, one per dim of ``dims``) returns that block
-    as numpy, read through this process's cached reader.
+    ``source[key]`` returns the selected pixels as numpy, read through this process's cached
+    reader; dask fuses slicing of the array into this read.
     """
 
     path: str
@@ -43,18 +43,33 @@ class BlockSource:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """Read the pixels ``key`` selects: numpy basic and orthogonal indexing per axis.
+
+        The smallest (T, C, Z, Y, X) box holding the selection is read (so dask can fuse a
+        later ``isel`` into this read and fetch only that), then the selection is taken from it.
+        """
         if not isinstance(key, tuple):
             key = (key,)
+        if any(item is Ellipsis for item in key):
+            at = next(i for i, item in enumerate(key) if item is Ellipsis)
+            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1 :]
         key = key + (slice(None),) * (self.ndim - len(key))
         ranges: dict[str, tuple[int, int]] = {}
-        for dim, size, item in zip(self.dims, self.shape, key):
-            if not isinstance(item, slice):
-                raise TypeError(f"BlockSource takes slices, not {item!r}")
-            start, stop, step = item.indices(size)
-            if step != 1:
-                raise ValueError("BlockSource reads contiguous blocks (slice step 1)")
-            ranges[dim] = (start, max(start, stop))
+        residual: list[Any] = []
+        for dim, size, item in zip(self.dims, self.shape, key, strict=True):
+            index = np.arange(size)[item]
+            if index.ndim == 0:  # an integer: read one, drop the axis
+                ranges[dim] = (int(index), int(index) + 1)
+                residual.append(0)
+            elif index.size == 0:
+                ranges[dim] = (0, 0)
+                residual.append(slice(None))
+            else:
+                low, high = int(index.min()), int(index.max()) + 1
+                ranges[dim] = (low, high)
+                contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
+                residual.append(slice(None) if contiguous else index - low)
         block = readers.read_block(
             self.path,
             self.series,
@@ -72,6 +87,10 @@ class BlockSource:
         canonical = "TCZYX" + ("S" if self.samples > 1 else "")
         if self.dims != canonical:
             block = block.transpose([canonical.index(d) for d in self.dims])
+        for axis in reversed(range(self.ndim)):  # last first: dropped axes keep numbering
+            item = residual[axis]
+            if not isinstance(item, slice):
+                block = np.take(block, item, axis=axis)
         return block
 
 
@@ -120,7 +139,7 @@ def to_dask(
         name=name,
         lock=False,
         asarray=False,
-        fancy=False,
+        fancy=True,
         meta=np.empty((0,) * len(dims), dtype=spec.dtype),
         inline_array=False,
     )

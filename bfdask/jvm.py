@@ -141,8 +141,13 @@ def default_max_heap() -> int:
     """
     worker_limit = _worker_memory_limit()
     if worker_limit:
-        return max(512 * _MiB, worker_limit // 4)
+        return heap_for_worker(worker_limit)
     return min(max(_GiB, _memory_available() // 8), 8 * _GiB)
+
+
+def heap_for_worker(memory_limit: int) -> int:
+    """Heap for a dask worker with ``memory_limit`` bytes: a quarter of it, at least 512 MiB."""
+    return max(512 * _MiB, int(memory_limit) // 4)
 
 
 def _resolve_max_heap(keyword: str | int | None) -> int:
@@ -219,6 +224,20 @@ def ensure(max_heap: str | int | None = None) -> None:
     _local.attachment = _Attachment()
 
 
+def _after_fork_in_child() -> None:
+    """In a forked child: never touch the parent's JVM, which has no threads here.
+
+    A Java object freed in the child would call JNI and block forever at a JVM safepoint.
+    With no JNI environment for this thread, javabridge only queues such objects instead.
+    """
+    import javabridge._javabridge as bridge
+
+    bridge.set_thread_local("env", None)
+    if getattr(_local, "attachment", None) is not None:
+        _local.attachment.pid = None  # its __del__ must not detach from the parent's JVM
+        _local.attachment = None
+
+
 def _java_feature_version(home: Path) -> int:
     """Java's feature version (17, 21, 25...) from ``$JAVA_HOME/release``; 0 if unknown."""
     try:
@@ -245,10 +264,24 @@ def _start(max_heap: str | int | None) -> None:
     home = java_home()
     libjvm = libjvm_path(home)
     heap = _resolve_max_heap(max_heap)
-    # javabridge's extension links "libjvm.so" by a RUNPATH fixed when it was built. Loading the
-    # chosen libjvm first, globally, makes the dynamic linker reuse it whatever that RUNPATH says.
-    ctypes.CDLL(str(libjvm), mode=ctypes.RTLD_GLOBAL)
-    os.environ.setdefault("JAVA_HOME", str(home))
+    already = loaded_libjvm()
+    if already is not None and already.resolve() != libjvm.resolve():
+        # Importing javabridge (or bioformats) loads the libjvm of $JAVA_HOME or of the `java`
+        # on PATH. A second libjvm in one process crashes it: use the one that is there.
+        warnings.warn(
+            f"{already} was loaded before bfdask started Java (javabridge or bioformats was "
+            f"imported first), so bfdask uses it instead of {libjvm}. Import bfdask first, or "
+            "set JAVA_HOME, to choose the Java.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        libjvm, home = already, already.parents[2]
+    else:
+        # javabridge's extension links "libjvm.so" by a RUNPATH fixed when it was built, and
+        # its __init__ loads $JAVA_HOME's. Loading the chosen libjvm first, globally, and
+        # pointing JAVA_HOME at it makes both reuse it.
+        ctypes.CDLL(str(libjvm), mode=ctypes.RTLD_GLOBAL)
+        os.environ.setdefault("JAVA_HOME", str(home))
 
     with warnings.catch_warnings():
         # javabridge's C file predates numpy 1.26's larger ndarray struct; the check is benign.
@@ -279,6 +312,7 @@ def _start(max_heap: str | int | None) -> None:
     if errors:
         raise JVMError(f"Could not start Java from {libjvm}: {errors[0]}") from errors[0]
     _state.pid = os.getpid()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
     _state.java_home = home
     _state.libjvm = libjvm
     _state.max_heap = heap

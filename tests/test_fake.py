@@ -170,3 +170,22 @@ def test_400_gb_file_opens_without_reading_pixels(fake):
             "uint16", 2048, 2048, series=0, no=99 + 100 * 499, z=99, channel=0, t=499
         )[:20, :60],
     )
+
+
+def test_selections_read_only_what_they_need(fake):
+    path = fake("sel", sizeX=80, sizeY=40, sizeZ=6, sizeC=2, sizeT=5, pixelType="uint16")
+    data = bfdask.open(path)
+    whole = data.values
+    before = readers.planes_read()
+    np.testing.assert_array_equal(data[3, 1, 4].values, whole[3, 1, 4])
+    assert readers.planes_read() - before == 1  # one plane, not the timepoint's 12
+    selections = [
+        dict(T=slice(1, 4), Y=slice(5, 30, 3), X=-1),
+        dict(Z=[0, 4, 5], C=1),
+        dict(T=[4, 0], X=slice(None, None, -7)),
+        dict(Y=slice(10, 10)),
+    ]
+    for sel in selections:
+        expected = whole[tuple(sel.get(d, slice(None)) for d in "TCZYX")] if not any(
+            isinstance(v, list) for v in sel.values()) else data.compute().isel(**sel).values  # fmt: skip
+        np.testing.assert_array_equal(data.isel(**sel).values, expected)

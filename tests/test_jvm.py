@@ -164,3 +164,27 @@ def test_forked_child_gets_a_clear_error(fake):
     assert "STATUS 3" in result.stdout
     assert "forked" in result.stdout and "spawn" in result.stdout
     assert "PARENT" in result.stdout
+
+
+def test_javabridge_imported_first_does_not_crash(fake):
+    path = fake("first", sizeX=16, sizeY=16)
+    result = run_python(
+        f"""
+        import warnings
+        import javabridge  # loads a libjvm of its own choosing
+        import bfdask
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            total = int(bfdask.open({path!r}).sum().compute())
+        info = bfdask.jvm_info()
+        mapped = {{l.split()[-1] for l in open("/proc/self/maps") if l.rstrip().endswith("libjvm.so")}}
+        print("ONE", len(mapped) == 1, info["libjvm"] in mapped)
+        print("WARNED", any("imported first" in str(w.message) for w in caught) or
+              info["libjvm"] == info["libjvm_expected"])
+        print("SUM", total)
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ONE True True" in result.stdout
+    assert "WARNED True" in result.stdout
+    assert "SUM" in result.stdout

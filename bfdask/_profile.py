@@ -1,4 +1,4 @@
-"""Intensity profiles along a line, per timepoint and channel, and the frames that break the series.
+"""Intensity profiles along a line per timepoint and channel; frames that break the series.
 
 The analysis bfdask exists for: per timepoint, project the Z stack, take scikit-image's
 :func:`skimage.measure.profile_line` along the embryo, reduce the profile to numbers (min, max,
@@ -6,8 +6,9 @@ mean) and plot them against time, telling failed acquisitions (:func:`bad_timepo
 biology.
 
 How it runs: :func:`profile` first narrows the array to the rows and columns the line can touch
-(so only those are read from the file), then maps one pure, module-level function,
-:func:`profile_block`, over the (T, Z) blocks with :func:`dask.array.blockwise`. Each task reads
+(dask fuses that slice into the read where the array's getter allows it), then maps one pure,
+module-level function, :func:`profile_block`, over the (T, Z) blocks with
+:func:`dask.array.blockwise` (the general form of ``map_blocks``). Each task reads
 its block and returns only the profile (a few kB), so pixels never leave the process that read
 them; min/max/mean are tiny reductions of the profiles.
 """
@@ -206,7 +207,11 @@ def profile(
     """Intensity profile along a line, per timepoint and channel, with its min, max and mean.
 
     Lazy: returns dask-backed variables; ``.compute()`` (or ``dask.compute`` of several) runs
-    one task per (T, Z) block of ``data``, in the process that reads the block's pixels.
+    one task per (T, Z) block of ``data``, in the process that reads the block's pixels; the
+    task keeps only the rows and columns the line can touch. When a Z stack spans several blocks
+    (stacks above dask's ``array.chunk-size``), each block is projected where it is read and
+    the partial projections are combined (for ``z="mean"`` the result may then differ from
+    numpy's in the last bits); ``Y``/``X`` tiles are joined per plane.
 
     Parameters
     ----------
@@ -256,6 +261,7 @@ def profile(
     >>> stats = bfdask.profile(data, (120, 10), (130, 500), linewidth=15).compute()
     >>> stats["min"].sel(C="GFP").plot()
     """
+    import dask
     import dask.array as da
     import xarray as xr
     from dask.base import tokenize
@@ -282,10 +288,15 @@ def profile(
     array = cropped.data
     if not isinstance(array, da.Array):
         array = da.from_array(array, chunks=-1)
-    # the line's plane must be whole in each task, and so must the stack it is projected from
+    projected_early = False
+    if has_z and z is not None and len(array.chunks[-3]) > 1:
+        # A stack split over several Z blocks (it exceeded the chunk budget): project each
+        # block where it is read and combine the partial projections (a dask tree reduction),
+        # rather than gathering whole stacks into one task.
+        array = getattr(array, z)(axis=-3)
+        projected_early = True
+    # the line's plane must be whole in each task
     whole = {array.ndim - 1: -1, array.ndim - 2: -1}
-    if has_z and z is not None:
-        whole[array.ndim - 3] = -1
     if any(len(array.chunks[axis]) > 1 for axis in whole):
         array = array.rechunk(whole)
 
@@ -298,7 +309,7 @@ def profile(
         cval=float(cval),
         reduce_func=reduce_func,
         z=z,
-        has_z=has_z,
+        has_z=has_z and not projected_early,
     )
     n = _n_samples(spec.src, spec.dst)
     keep_z = has_z and z is None
@@ -318,6 +329,9 @@ def profile(
         name="bfdask-profile-" + tokenize(array.name, spec),
         spec=spec,
     )
+    # Fuse each block's read into its profile task now: later, with the profile feeding four
+    # variables, dask would no longer fuse them and the cropped pixels would become task outputs.
+    (profiles,) = dask.optimize(profiles)
 
     distance, distance_units = _distance(data, src_px, dst_px, n)
     coords: dict[str, Any] = {
@@ -478,10 +492,11 @@ def bad_timepoints(
     * ``blank``: the value is below ``blank`` × the series' median (almost no fluorescence);
     * ``saturated``: more than ``saturated`` of the profile's samples sit at the data type's
       maximum (``stats.attrs["saturation"]``; integer data only);
-    * ``outlier``: its deviation from the neighbours' median exceeds ``threshold`` robust
-      standard deviations (1.4826 × the median absolute deviation of all such residuals in
-      the series) *and* ``min_change`` × that median (so that a very regular series does not
-      flag noise).
+    * ``outlier``: for *every* statistic of ``variables`` (same channel, same direction), the
+      deviation from the neighbours' median exceeds ``threshold`` robust standard deviations
+      (1.4826 × the median absolute deviation of all such residuals in the series) *and*
+      ``min_change`` × that median. A failed frame shifts the whole profile; a bright speck
+      crossing the line moves only its max, and a very regular series does not flag noise.
 
     The ``min`` statistic is left out by default: a lesion moves it on purpose.
 
@@ -529,7 +544,9 @@ def bad_timepoints(
     stats = stats.compute()
     size_t = stats.sizes["T"]
     times = (
-        np.asarray(stats["T"].values, dtype=float) if "T" in stats.coords else np.full(size_t, np.nan)
+        np.asarray(stats["T"].values, dtype=float)
+        if "T" in stats.coords
+        else np.full(size_t, np.nan)
     )
     half = window // 2
     found: dict[int, tuple[int, str, str, float]] = {}  # t -> (rank, reason, detail, score)
@@ -541,36 +558,63 @@ def bad_timepoints(
         if old is None or new[0] < old[0] or (new[0] == old[0] and abs(score) > abs(old[3])):
             found[t] = new
 
+    # per statistic: (T, column) arrays of values, neighbour medians, robust z-scores
+    columns: dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = {}
     for name in variables:
         var = stats[name].transpose("T", ...)
-        series = np.asarray(var.values, dtype=float).reshape(size_t, -1)
-        labels = _column_labels(var)
-        for column, label in enumerate(labels):
-            values = series[:, column]
-            level = np.nanmedian(values) if np.isfinite(values).any() else np.nan
-            expected = _neighbour_median(values, half)
-            residual = values - expected
-            mad = np.nanmedian(np.abs(residual - np.nanmedian(residual)))
+        values = np.asarray(var.values, dtype=float).reshape(size_t, -1)
+        expected = np.stack([_neighbour_median(v, half) for v in values.T], axis=1)
+        residual = values - expected
+        scores = np.zeros_like(values)
+        for column in range(values.shape[1]):
+            r = residual[:, column]
+            mad = np.nanmedian(np.abs(r - np.nanmedian(r))) if np.isfinite(r).any() else 0.0
+            level = np.nanmedian(values[:, column]) if np.isfinite(values[:, column]).any() else 1
             sigma = max(1.4826 * mad, 1e-12 * max(abs(level), 1.0))
-            for t in range(size_t):
-                score = residual[t] / sigma if np.isfinite(residual[t]) else 0.0
-                detail = (
-                    f"{name}{label} = {values[t]:.4g}, neighbours {expected[t]:.4g}, "
-                    f"series median {level:.4g}"
-                )
-                if np.isfinite(level) and level > 0 and values[t] < blank * level:
-                    note(t, "blank", detail, score)
-                elif (
-                    abs(score) > threshold
-                    and np.isfinite(expected[t])
-                    and abs(residual[t]) > min_change * abs(expected[t])
+            scores[:, column] = np.where(np.isfinite(r), r / sigma, 0.0)
+        columns[name] = (_column_labels(var), values, expected, scores)
+
+    def describe(name: str, t: int, column: int) -> str:
+        labels, values, expected, _ = columns[name]
+        level = np.nanmedian(values[:, column])
+        return (
+            f"{name}{labels[column]} = {values[t, column]:.4g}, neighbours "
+            f"{expected[t, column]:.4g}, series median {level:.4g}"
+        )
+
+    for name, (_, values, _, scores) in columns.items():
+        level = np.nanmedian(values, axis=0)
+        for t, column in zip(*np.nonzero((level > 0) & (values < blank * level))):
+            note(int(t), "blank", describe(name, t, column), float(scores[t, column]))
+
+    # an outlier moves every tested statistic the same way (a failed frame shifts the whole
+    # profile; one bright speck moves only the max)
+    first = columns[variables[0]]
+    for t in range(size_t):
+        for column in range(first[1].shape[1]):
+            signs = set()
+            for name in variables:
+                _, values, expected, scores = columns[name]
+                change = abs(values[t, column] - expected[t, column])
+                if not (
+                    abs(scores[t, column]) > threshold
+                    and np.isfinite(expected[t, column])
+                    and change > min_change * abs(expected[t, column])
                 ):
-                    note(t, "outlier", detail, score)
+                    break
+                signs.add(np.sign(scores[t, column]))
+            else:
+                if len(signs) == 1:
+                    strength = {v: abs(columns[v][3][t, column]) for v in variables}
+                    name = max(strength, key=strength.__getitem__)
+                    score = float(columns[name][3][t, column])
+                    note(t, "outlier", describe(name, t, column), score)
 
     top = stats.attrs.get("saturation")
     if top is not None and "profile" in stats:
         prof = stats["profile"].transpose("T", ...)
-        clipped = np.asarray(prof.values >= top, dtype=float).reshape(size_t, -1, prof.sizes["distance"])
+        clipped = np.asarray(prof.values >= top, dtype=float)
+        clipped = clipped.reshape(size_t, -1, prof.sizes["distance"])
         fractions = clipped.mean(axis=-1)
         for t in range(size_t):
             worst = float(fractions[t].max()) if fractions[t].size else 0.0
@@ -599,23 +643,3 @@ def _column_labels(var: xr.DataArray) -> list[str]:
         "[" + ", ".join(f"{d}={v}" for d, v in zip(others, combo)) + "]"
         for combo in itertools.product(*values)
     ]
-
-
-# -- `bfdask.profile` the function vs `bfdask.profile` the module ------------------------------
-# Importing this module makes Python bind the *module* to the package attribute ``profile``,
-# shadowing the function that ``bfdask.__getattr__`` hands out. Until the module gets a private
-# name, calling the module calls the function, so ``bfdask.profile(data, src, dst)`` always works.
-
-
-class _CallableModule(type(os)):  # type: ignore[misc]
-    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
-        return profile(*args, **kwargs)
-
-
-def _make_callable() -> None:
-    import sys
-
-    sys.modules[__name__].__class__ = _CallableModule
-
-
-_make_callable()

@@ -1,0 +1,131 @@
+"""A small, embryo-like time-lapse sample for ``bfdask demo``, the notebook and the tests.
+
+:func:`write_sample` writes a multi-series OME-TIFF with tifffile (a real writer that bfdask
+does not own; Bio-Formats reads it back). Each series is one "position" of a Mark-and-Find
+experiment: a Z stack over time of a bright tube (the embryo's spinal cord) crossing the frame,
+with a lesion -- a dip in fluorescence along the tube -- that deepens and then recovers. One
+timepoint of one series is a failed acquisition: almost no fluorescence.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Shape and story of the demo sample (defaults: a few MB, written in well under a second).
+
+    The tube runs along ``line`` (``(row, col)`` ends, pixels); ``line_width`` is its width,
+    the natural ``linewidth`` of the profile. ``bad_series``/``bad_timepoint`` locate the one
+    failed acquisition.
+    """
+
+    series: int = 3
+    size_t: int = 16
+    size_c: int = 2
+    size_z: int = 4
+    size_y: int = 96
+    size_x: int = 256
+    line: tuple[tuple[int, int], tuple[int, int]] = ((40, 12), (56, 243))
+    line_width: int = 9
+    bad_series: int = 1
+    bad_timepoint: int = 9
+    physical_size: float = 0.65  # µm per pixel (X and Y)
+    z_step: float = 2.0  # µm
+    time_increment: float = 1800.0  # s: a stack every 30 min
+    channel_names: tuple[str, ...] = ("GFP", "mCherry")
+    seed: int = 7
+    names: tuple[str, ...] = field(default=())
+
+    def series_names(self) -> list[str]:
+        """Names in the style of a Mark-and-Find experiment (``Mark_and_Find_001/Pos001``)."""
+        if self.names:
+            return list(self.names)
+        return [f"Mark_and_Find_001/Pos{i + 1:03d}" for i in range(self.series)]
+
+
+def lesion_depth(t: int, size_t: int) -> float:
+    """Fraction of fluorescence the lesion removes at timepoint ``t``: deepens, then recovers."""
+    phase = t / max(1, size_t - 1)
+    return 0.75 * np.exp(-(((phase - 0.45) / 0.22) ** 2))
+
+
+def make_series(sample: Sample, index: int) -> np.ndarray:
+    """Pixels of one series, shape (T, C, Z, Y, X), uint16."""
+    rng = np.random.default_rng(sample.seed + index)
+    (r0, c0), (r1, c1) = sample.line
+    yy, xx = np.mgrid[0 : sample.size_y, 0 : sample.size_x].astype(np.float64)
+    # distance of each pixel from the tube's axis, and position along it (0..1)
+    dr, dc = r1 - r0, c1 - c0
+    length = np.hypot(dr, dc)
+    along = ((yy - r0) * dr + (xx - c0) * dc) / length**2
+    across = np.abs((yy - r0) * dc - (xx - c0) * dr) / length
+    sigma = sample.line_width / 2.5
+    tube = np.exp(-0.5 * (across / sigma) ** 2) * (0.85 + 0.15 * np.sin(3 * np.pi * along))
+    tube *= (along > -0.02) & (along < 1.02)
+    lesion_at = 0.5 + 0.05 * (index - 1)
+    lesion = np.exp(-0.5 * ((along - lesion_at) / 0.05) ** 2)
+    focus = np.exp(-0.5 * ((np.arange(sample.size_z) - (sample.size_z - 1) / 2) / 1.2) ** 2)
+    brightness = np.array([3000.0, 1800.0, 1200.0, 900.0])[: sample.size_c]
+    out = np.empty(
+        (sample.size_t, sample.size_c, sample.size_z, sample.size_y, sample.size_x), np.uint16
+    )
+    for t in range(sample.size_t):
+        signal = tube * (1 - lesion_depth(t, sample.size_t) * lesion)
+        failed = index == sample.bad_series and t == sample.bad_timepoint
+        for c in range(sample.size_c):
+            level = brightness[c % len(brightness)] * (1 - 0.01 * t) * (0.03 if failed else 1.0)
+            for z in range(sample.size_z):
+                mean = 100 + level * focus[z] * signal
+                noisy = rng.normal(mean, np.sqrt(mean) * 2)
+                out[t, c, z] = np.clip(noisy, 0, 65535).astype(np.uint16)
+    return out
+
+
+def write_sample(directory: str | os.PathLike[str], sample: Sample | None = None) -> Path:
+    """Write the demo sample as ``<directory>/embryos.ome.tif`` and return its path.
+
+    Parameters
+    ----------
+    directory
+        Created if missing.
+    sample
+        What to write; default :class:`Sample()`.
+
+    Returns
+    -------
+    pathlib.Path
+        The OME-TIFF, one OME Image (Bio-Formats series) per position, with physical pixel
+        sizes, a time increment and channel names.
+    """
+    import tifffile
+
+    sample = Sample() if sample is None else sample
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "embryos.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for index, name in enumerate(sample.series_names()):
+            tif.write(
+                make_series(sample, index),
+                photometric="minisblack",
+                metadata={
+                    "axes": "TCZYX",
+                    "Name": name,
+                    "PhysicalSizeX": sample.physical_size,
+                    "PhysicalSizeXUnit": "µm",
+                    "PhysicalSizeY": sample.physical_size,
+                    "PhysicalSizeYUnit": "µm",
+                    "PhysicalSizeZ": sample.z_step,
+                    "PhysicalSizeZUnit": "µm",
+                    "TimeIncrement": sample.time_increment,
+                    "TimeIncrementUnit": "s",
+                    "Channel": {"Name": list(sample.channel_names[: sample.size_c])},
+                },
+            )
+    return path
