@@ -298,7 +298,7 @@ def plot_stats(
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for ax, (name, stats) in zip(axes.flat, results.items()):
-        times, label = _time_axis(stats)
+        times, time_label = _time_axis(stats)
         channels = list(stats["C"].values) if "C" in stats.dims else [None]
         for i, channel in enumerate(channels):
             pick = {"C": i} if channel is not None else {}
@@ -317,7 +317,7 @@ def plot_stats(
                             xycoords=("data", "axes fraction"), color="red", ha="left",
                             va="top", fontsize=8)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel(label)
+        ax.set_xlabel(time_label)
         ax.set_ylabel("intensity along the line")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(results):]:
