@@ -40,11 +40,11 @@ __all__ = [
     "CorruptFileError",
     "ImageSpec",
     "JVMError",
+    "JVMPlugin",
     "JavaMemoryError",
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
-    "JVMPlugin",
     "__version__",
     "bad_timepoints",
     "jvm_info",
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bfdask' has no attribute {name!r}")
 
 
-def open(  # noqa: A001 - the natural name, like xarray.open_dataset / tifffile.imread
+def open(
     path: str | os.PathLike[str],
     series: int | str = 0,
     resolution: int = 0,
@@ -134,7 +134,9 @@ def open(  # noqa: A001 - the natural name, like xarray.open_dataset / tifffile.
     return open_series(path, series, resolution, chunks, dims, ome=ome)
 
 
-def read_spec(path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0) -> ImageSpec:
+def read_spec(
+    path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0
+) -> ImageSpec:
     """Read the :class:`ImageSpec` of one series: sizes, dtype, physical sizes, names.
 
     Raises the same errors as :func:`open`.

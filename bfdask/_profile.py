@@ -281,9 +281,7 @@ def profile(
     has_z = "Z" in data.dims
     loop = [d for d in data.dims if d not in _SPATIAL]
     order_dims = [*loop, *(["Z"] if has_z else []), "Y", "X"]
-    rows, cols = _crop(
-        src_px, dst_px, (data.sizes["Y"], data.sizes["X"]), linewidth, order, mode
-    )
+    rows, cols = _crop(src_px, dst_px, (data.sizes["Y"], data.sizes["X"]), linewidth, order, mode)
     cropped = data.isel(Y=rows, X=cols).transpose(*order_dims)
     array = cropped.data
     if not isinstance(array, da.Array):
@@ -335,9 +333,7 @@ def profile(
 
     distance, distance_units = _distance(data, src_px, dst_px, n)
     coords: dict[str, Any] = {
-        name: coord
-        for name, coord in data.coords.items()
-        if set(coord.dims) <= set(out_dims)
+        name: coord for name, coord in data.coords.items() if set(coord.dims) <= set(out_dims)
     }
     coords["distance"] = xr.Variable("distance", distance, {"units": distance_units})
     coords["row"] = xr.Variable("distance", np.linspace(src_px[0], dst_px[0], n), {"units": "px"})
@@ -349,8 +345,12 @@ def profile(
         if key in data.attrs
     }
     attrs.update(
-        src=src_px, dst=dst_px, linewidth=linewidth, order=-1 if order is None else order,
-        mode=mode, z="none" if z is None else z,
+        src=src_px,
+        dst=dst_px,
+        linewidth=linewidth,
+        order=-1 if order is None else order,
+        mode=mode,
+        z="none" if z is None else z,
     )
     saturation = _saturation(data, z if has_z else None)
     if saturation is not None:

@@ -130,9 +130,7 @@ def to_dask(
         little_endian=spec.little_endian,
         interleaved=spec.interleaved,
     )
-    name = "bfdask-" + tokenize(
-        spec.path, spec.mtime_ns, spec.series, spec.resolution, dims, plan
-    )
+    name = "bfdask-" + tokenize(spec.path, spec.mtime_ns, spec.series, spec.resolution, dims, plan)
     return da.from_array(
         source,
         chunks=tuple(plan[d] for d in dims),

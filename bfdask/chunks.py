@@ -34,7 +34,9 @@ def _even(size: int, step: int) -> tuple[int, ...]:
     return (step,) * full + ((rest,) if rest else ())
 
 
-def default_chunks(spec: ImageSpec, chunk_size: int | str | None = None) -> dict[str, tuple[int, ...]]:
+def default_chunks(
+    spec: ImageSpec, chunk_size: int | str | None = None
+) -> dict[str, tuple[int, ...]]:
     """One block per timepoint, split along Z, then Y, then X, only to fit ``chunk_size``.
 
     Parameters

@@ -70,11 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="profile statistics along a line, every series")
     prof.add_argument("path", type=Path, help="any file Bio-Formats reads")
     prof.add_argument(
-        "--line", type=_parse_line, required=True, metavar="ROW0,COL0,ROW1,COL1",
+        "--line",
+        type=_parse_line,
+        required=True,
+        metavar="ROW0,COL0,ROW1,COL1",
         help="the line, (row, col) pixel coordinates of both ends",
     )
     prof.add_argument(
-        "--series", type=_parse_series, nargs="+", metavar="S",
+        "--series",
+        type=_parse_series,
+        nargs="+",
+        metavar="S",
         help="series indices or names (default: all)",
     )
     prof.add_argument("--linewidth", type=int, default=1, help="line width in pixels (1)")
@@ -145,22 +151,38 @@ def _demo(args: argparse.Namespace) -> int:
     sample = Sample()
     path = write_sample(args.out, sample)
     names = sample.series_names()
-    print(f"wrote {path} ({len(names)} series, T={sample.size_t}, C={sample.size_c}, "
-          f"Z={sample.size_z}, {sample.size_y}x{sample.size_x} px)")
-    print(f"injected failed acquisition: series {names[sample.bad_series]!r}, "
-          f"T={sample.bad_timepoint}")
+    print(
+        f"wrote {path} ({len(names)} series, T={sample.size_t}, C={sample.size_c}, "
+        f"Z={sample.size_z}, {sample.size_y}x{sample.size_x} px)"
+    )
+    print(
+        f"injected failed acquisition: series {names[sample.bad_series]!r}, "
+        f"T={sample.bad_timepoint}"
+    )
     src, dst = sample.line
     return _analyse(
-        path, src, dst, series=None, linewidth=sample.line_width, z="max",
-        plot=args.out / "profile.png", args=args,
+        path,
+        src,
+        dst,
+        series=None,
+        linewidth=sample.line_width,
+        z="max",
+        plot=args.out / "profile.png",
+        args=args,
     )
 
 
 def _profile(args: argparse.Namespace) -> int:
     src, dst = args.line
     return _analyse(
-        args.path, src, dst, series=args.series, linewidth=args.linewidth, z=args.z,
-        plot=args.plot, args=args,
+        args.path,
+        src,
+        dst,
+        series=args.series,
+        linewidth=args.linewidth,
+        z=args.z,
+        plot=args.plot,
+        args=args,
     )
 
 
@@ -313,14 +335,20 @@ def plot_stats(
         if bad is not None:
             for t, reason in zip(bad["T"], bad["reason"]):
                 ax.axvline(times[t], color="red", alpha=0.4, lw=6)
-                ax.annotate(f" T={t}: {reason}", (times[t], 0.97),
-                            xycoords=("data", "axes fraction"), color="red", ha="left",
-                            va="top", fontsize=8)
+                ax.annotate(
+                    f" T={t}: {reason}",
+                    (times[t], 0.97),
+                    xycoords=("data", "axes fraction"),
+                    color="red",
+                    ha="left",
+                    va="top",
+                    fontsize=8,
+                )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(time_label)
         ax.set_ylabel("intensity along the line")
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(results):]:
+    for ax in list(axes.flat)[len(results) :]:
         ax.set_visible(False)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -40,12 +40,13 @@ _local = threading.local()
 class _State:
     """What this process knows about its JVM (one instance, module-private)."""
 
-    pid: int | None = None  # process that started the JVM
-    java_home: Path | None = None
-    libjvm: Path | None = None
-    max_heap: int | None = None
-    thread_exit_callbacks: list[Callable[[], None]] = []
-    shutdown_callbacks: list[Callable[[], None]] = []
+    def __init__(self) -> None:
+        self.pid: int | None = None  # process that started the JVM
+        self.java_home: Path | None = None
+        self.libjvm: Path | None = None
+        self.max_heap: int | None = None
+        self.thread_exit_callbacks: list[Callable[[], None]] = []
+        self.shutdown_callbacks: list[Callable[[], None]] = []
 
 
 _state = _State()
@@ -72,7 +73,11 @@ def java_home() -> Path:
 def libjvm_path(home: Path | None = None) -> Path:
     """Return the ``libjvm.so`` of the Java installation ``home`` (default :func:`java_home`)."""
     home = java_home() if home is None else home
-    for rel in ("lib/server/libjvm.so", "jre/lib/server/libjvm.so", "jre/lib/amd64/server/libjvm.so"):
+    for rel in (
+        "lib/server/libjvm.so",
+        "jre/lib/server/libjvm.so",
+        "jre/lib/amd64/server/libjvm.so",
+    ):
         candidate = home / rel
         if candidate.exists():
             return candidate
@@ -341,7 +346,10 @@ def _set_log_level(level: str) -> None:
         }
         for name, quiet_level in quiet.items():
             logger = javabridge.static_call(
-                "org/slf4j/LoggerFactory", "getLogger", "(Ljava/lang/String;)Lorg/slf4j/Logger;", name
+                "org/slf4j/LoggerFactory",
+                "getLogger",
+                "(Ljava/lang/String;)Lorg/slf4j/Logger;",
+                name,
             )
             value = javabridge.get_static_field(
                 "ch/qos/logback/classic/Level", quiet_level, "Lch/qos/logback/classic/Level;"
@@ -373,7 +381,7 @@ def at_thread_exit(callback: Callable[[], None]) -> None:
 
 
 def at_shutdown(callback: Callable[[], None]) -> None:
-    """Run ``callback`` (in an attached thread) when the interpreter exits, before the JVM stops."""
+    """Run ``callback`` (attached) when the interpreter exits, before the JVM stops."""
     if callback not in _state.shutdown_callbacks:
         _state.shutdown_callbacks.append(callback)
 

@@ -148,7 +148,10 @@ def spec_from_reader(
     pixel_type_code = int(call("getPixelType", "()I"))
     pixel_type = str(
         javabridge.static_call(
-            "loci/formats/FormatTools", "getPixelTypeString", "(I)Ljava/lang/String;", pixel_type_code
+            "loci/formats/FormatTools",
+            "getPixelTypeString",
+            "(I)Ljava/lang/String;",
+            pixel_type_code,
         )
     )
     dtype = readers.PIXEL_TYPES[pixel_type]
@@ -214,7 +217,9 @@ def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) ->
         if plane >= int(count):
             return ()
         the_t = _store_get(store, "getPlaneTheT", nonneg, series, plane)
-        delta = _time_s(_store_get(store, "getPlaneDeltaT", "(II)Lome/units/quantity/Time;", series, plane))
+        delta = _time_s(
+            _store_get(store, "getPlaneDeltaT", "(II)Lome/units/quantity/Time;", series, plane)
+        )
         if the_t is None or _int(the_t) != t or (delta is None and t > 0):
             return ()
         out.append(delta or 0.0)
@@ -249,7 +254,9 @@ def resolve_series(reader: readers.Reader, series: int | str) -> int:
     return series
 
 
-def read_spec(path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0) -> ImageSpec:
+def read_spec(
+    path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0
+) -> ImageSpec:
     """Read the :class:`ImageSpec` of one series of ``path`` (no pixels are read).
 
     Raises
@@ -283,7 +290,7 @@ def series_ome_xml(path: str, series: int) -> str:
         for ref in keep.iter(f"{namespace}InstrumentRef"):
             instrument_refs.add(ref.get("ID"))
     for child in list(root):
-        tag = child.tag[len(namespace):]
+        tag = child.tag[len(namespace) :]
         if tag == "Image" and child is not keep:
             root.remove(child)
         elif tag == "Instrument" and child.get("ID") not in instrument_refs:

@@ -140,7 +140,9 @@ def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskErro
             "Check the file type is one Bio-Formats supports, and that the file is complete."
         )
     if name in ("java.io.FileNotFoundException", "java.nio.file.NoSuchFileException"):
-        return BfdaskFileNotFoundError(f"{path!r} (or a file it refers to) was not found: {message}")
+        return BfdaskFileNotFoundError(
+            f"{path!r} (or a file it refers to) was not found: {message}"
+        )
     if name.startswith("loci.formats.") and "Missing" in message:  # missing library for format
         return UnsupportedFormatError(f"Bio-Formats cannot read {path!r}: {message}")
     if what == "opening":
@@ -212,7 +214,9 @@ class Reader:
         directory = memo_dir()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-            jfile = javabridge.make_instance("java/io/File", "(Ljava/lang/String;)V", str(directory))
+            jfile = javabridge.make_instance(
+                "java/io/File", "(Ljava/lang/String;)V", str(directory)
+            )
             reader = javabridge.make_instance(
                 "loci/formats/Memoizer",
                 "(Lloci/formats/IFormatReader;JLjava/io/File;)V",
@@ -328,8 +332,10 @@ class Reader:
         bpp = 1 if dtype == np.bool_ else dtype.itemsize
         nbytes = h * w * samples * bpp
         buffer = self._java_buffer(nbytes)
-        raw_dtype = np.dtype("uint8") if dtype == np.bool_ else dtype.newbyteorder(
-            "<" if little_endian else ">"
+        raw_dtype = (
+            np.dtype("uint8")
+            if dtype == np.bool_
+            else dtype.newbyteorder("<" if little_endian else ">")
         )
         if samples == 1:
             shape: tuple[int, ...] = (h, w)

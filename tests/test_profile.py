@@ -23,8 +23,17 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LIF = DATA / "lif" / "xz-example.lif"
 CZI = DATA / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi"
 
-SMALL = demo.Sample(series=2, size_t=12, size_z=3, size_y=64, size_x=160,
-                    line=((25, 8), (38, 150)), line_width=7, bad_series=1, bad_timepoint=7)
+SMALL = demo.Sample(
+    series=2,
+    size_t=12,
+    size_z=3,
+    size_y=64,
+    size_x=160,
+    line=((25, 8), (38, 150)),
+    line_width=7,
+    bad_series=1,
+    bad_timepoint=7,
+)
 
 
 def reference(pixels: np.ndarray, src, dst, *, z: str | None = "max", **kwargs) -> np.ndarray:
@@ -139,11 +148,17 @@ def test_real_lif_matches_readlif_loop() -> None:
     data = bfdask.open(LIF, series=0)  # 128x128, C2, T20 (XYCTZ)
     image = LifFile(str(LIF)).get_image(0)
     size_t, size_c = data.sizes["T"], data.sizes["C"]
-    pixels = np.stack([
-        np.stack([np.asarray(image.get_plane(display_dims=(1, 3), c=c, requested_dims={4: t}))
-                  for c in range(size_c)])[:, None]
-        for t in range(size_t)
-    ])
+    pixels = np.stack(
+        [
+            np.stack(
+                [
+                    np.asarray(image.get_plane(display_dims=(1, 3), c=c, requested_dims={4: t}))
+                    for c in range(size_c)
+                ]
+            )[:, None]
+            for t in range(size_t)
+        ]
+    )
     assert pixels.shape == data.shape
     src, dst = (10, 3), (120, 125)
     stats = bfdask.profile(data, src, dst, linewidth=3).compute()
@@ -215,7 +230,7 @@ class _OutputSizes(Callback):
     def _start(self, dsk: object) -> None:
         self.starts += 1
 
-    def _posttask(self, key, result, dsk, state, id) -> None:  # noqa: A002
+    def _posttask(self, key, result, dsk, state, id) -> None:
         self.sizes[key] = int(getattr(result, "nbytes", 0))
 
 
@@ -225,8 +240,10 @@ def test_graph_one_task_per_block_no_pixel_outputs(tmp_path: Path, line: str) ->
     path.touch()
     data = bfdask.open(path)
     n_blocks = data.data.npartitions
-    src, dst, width = {"horizontal": ((100, 5), (100, 500), 1),
-                       "diagonal-wide": ((0, 0), (511, 511), 5)}[line]
+    src, dst, width = {
+        "horizontal": ((100, 5), (100, 500), 1),
+        "diagonal-wide": ((0, 0), (511, 511), 5),
+    }[line]
     stats = bfdask.profile(data, src, dst, linewidth=width)
     (optimized,) = dask.optimize(stats)
     graph = dict(optimized.__dask_graph__())
@@ -267,8 +284,9 @@ def test_profile_series_one_compute(sample: Path) -> None:
     assert counter.starts == 1  # one graph for every series
     assert list(results) == SMALL.series_names()
     for index, (name, stats) in enumerate(results.items()):
-        single = bfdask.profile(bfdask.open(sample, series=index), src, dst,
-                                linewidth=SMALL.line_width).compute()
+        single = bfdask.profile(
+            bfdask.open(sample, series=index), src, dst, linewidth=SMALL.line_width
+        ).compute()
         xr.testing.assert_identical(stats["max"], single["max"])
         assert stats.attrs["series_name"] == name
     lazy = bfdask.profile_series(sample, src, dst, series=[SMALL.series_names()[1]], compute=False)

@@ -58,7 +58,9 @@ def test_memoizer_writes_a_memo_and_reopens_from_it(tmp_path):
     )
     env = {**os.environ, "BFDASK_MEMO_DIR": str(memo), "BFDASK_MEMO_MIN_MS": "0"}
     for _ in range(2):  # first run writes the memo, the second loads it
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().endswith(str(sum(range(64))))
     memos = list(memo.rglob("*.bfmemo"))
