@@ -11,6 +11,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
+#: Bio-Formats pixel type -> the numpy dtype bfdask must give (written out here, independently
+#: of bfdask.readers.PIXEL_TYPES, so that the tests check it)
+PIXEL_TYPE_DTYPES = {
+    "int8": "int8",
+    "uint8": "uint8",
+    "int16": "int16",
+    "uint16": "uint16",
+    "int32": "int32",
+    "uint32": "uint32",
+    "float": "float32",
+    "double": "float64",
+    "bit": "bool",
+}
+
 #: Bio-Formats' fake reader encodes series, plane, z, c, t in 10-pixel boxes of the top rows
 FAKE_BOX = 10
 

@@ -6,22 +6,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import expected_fake_plane, plane_index
+from conftest import PIXEL_TYPE_DTYPES, expected_fake_plane, plane_index
 
 import bfdask
 from bfdask import readers
 
-PIXEL_TYPES = {
-    "int8": "int8",
-    "uint8": "uint8",
-    "int16": "int16",
-    "uint16": "uint16",
-    "int32": "int32",
-    "uint32": "uint32",
-    "float": "float32",
-    "double": "float64",
-    "bit": "bool",
-}
+PIXEL_TYPES = PIXEL_TYPE_DTYPES
 ORDERS = ["XYZCT", "XYZTC", "XYCZT", "XYCTZ", "XYTCZ", "XYTZC"]
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import PIXEL_TYPE_DTYPES
 
 import bfdask
 
@@ -135,19 +136,6 @@ def _expected_samples(path: str, index: int, ref: SeriesRef) -> int:
     if ref.rgb is not None:
         return ref.rgb
     return MANIFEST_UNMARKED_RGB.get((path, index), 1)
-
-
-PIXEL_TYPE_DTYPES = {
-    "int8": "int8",
-    "uint8": "uint8",
-    "int16": "int16",
-    "uint16": "uint16",
-    "int32": "int32",
-    "uint32": "uint32",
-    "float": "float32",
-    "double": "float64",
-    "bit": "bool",
-}
 
 
 def _file(path: str) -> Path:
