@@ -58,6 +58,11 @@ class BlockSource:
         ranges: dict[str, tuple[int, int]] = {}
         residual: list[Any] = []
         for dim, size, item in zip(self.dims, self.shape, key, strict=True):
+            if isinstance(item, slice) and item.step in (None, 1):  # the common case, fast
+                start, stop, _ = item.indices(size)
+                ranges[dim] = (start, max(start, stop))
+                residual.append(slice(None))
+                continue
             index = np.arange(size)[item]
             if index.ndim == 0:  # an integer: read one, drop the axis
                 ranges[dim] = (int(index), int(index) + 1)

@@ -1,0 +1,1 @@
+"""bfdask benchmark suite: ``python -m benchmarks [--quick] [--out DIR]`` (see __main__)."""
