@@ -309,52 +309,45 @@ class Reader:
             self._buffer_size = nbytes
         return self._buffer
 
-    def read_planes(
+    def read_plane(
         self,
-        out: np.ndarray,
-        planes: list[tuple[int, tuple[int, ...]]],
+        index: int,
         y: tuple[int, int],
         x: tuple[int, int],
         dtype: np.dtype,
         little_endian: bool,
         samples: int,
         interleaved: bool,
-    ) -> None:
-        """Read each ``(plane index, out position)`` of ``planes`` into ``out``.
+    ) -> np.ndarray:
+        """Plane ``index`` (rows ``y``, columns ``x``) as a new numpy array ``(Y, X[, S])``.
 
-        Per plane: one JNI ``openBytes`` into a reused ``byte[]``, one copy into numpy and one
-        byte-order-aware assignment into ``out``.
+        One JNI ``openBytes`` into a reused ``byte[]`` and javabridge's copy of it into a fresh
+        numpy array, which is returned as is: byte order fixed in place, planar samples moved
+        last as a view.
         """
         import javabridge
 
         env = javabridge.get_env()
         h, w = y[1] - y[0], x[1] - x[0]
         bpp = 1 if dtype == np.bool_ else dtype.itemsize
-        nbytes = h * w * samples * bpp
-        buffer = self._java_buffer(nbytes)
-        raw_dtype = (
-            np.dtype("uint8")
-            if dtype == np.bool_
-            else dtype.newbyteorder("<" if little_endian else ">")
-        )
-        if samples == 1:
-            shape: tuple[int, ...] = (h, w)
-        elif interleaved:
-            shape = (h, w, samples)
+        buffer = self._java_buffer(h * w * samples * bpp)
+        env.call_method(self.java, self._open_bytes, index, buffer, x[0], y[0], w, h)
+        thrown = env.exception_occurred()
+        if thrown is not None:
+            env.exception_clear()
+            raise _plane_error(JavaThrown(thrown), self, index)
+        raw = env.get_byte_array_elements(buffer)
+        if dtype == np.bool_:
+            plane = raw != 0
         else:
-            shape = (samples, h, w)
-        for index, position in planes:
-            env.call_method(self.java, self._open_bytes, index, buffer, x[0], y[0], w, h)
-            thrown = env.exception_occurred()
-            if thrown is not None:
-                env.exception_clear()
-                raise _plane_error(JavaThrown(thrown), self, index)
-            plane = env.get_byte_array_elements(buffer).view(raw_dtype).reshape(shape)
-            if dtype == np.bool_:
-                plane = plane != 0
-            if samples > 1 and not interleaved:
-                plane = np.moveaxis(plane, 0, -1)
-            out[position] = plane
+            plane = raw.view(dtype.newbyteorder("<" if little_endian else ">"))
+            if not plane.dtype.isnative:
+                plane = plane.byteswap(inplace=True).view(dtype)
+        if samples == 1:
+            return plane.reshape(h, w)
+        if interleaved:
+            return plane.reshape(h, w, samples)
+        return np.moveaxis(plane.reshape(samples, h, w), 0, -1)
 
     def plane_index(self, z: int, c: int, t: int) -> int:
         """``getIndex(z, c, t)`` of the current series, computed as Bio-Formats does.
@@ -524,7 +517,6 @@ def read_block(
     shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if samples > 1:
         shape = (*shape, samples)
-    out = np.empty(shape, dtype=np_dtype)
     planes = [
         (reader.plane_index(zi, ci, ti), (ti - t[0], ci - c[0], zi - z[0]))
         for ti in range(*t)
@@ -537,7 +529,13 @@ def read_block(
             little_endian = bool(reader.call("isLittleEndian", "()Z"))
         if interleaved is None:
             interleaved = bool(reader.call("isInterleaved", "()Z"))
-        reader.read_planes(out, planes, y, x, np_dtype, little_endian, samples, interleaved)
+        layout = (np_dtype, little_endian, samples, interleaved)
+        if len(planes) == 1:  # one-plane block: javabridge's array is the block, no more copies
+            out = reader.read_plane(planes[0][0], y, x, *layout).reshape(shape)
+        else:
+            out = np.empty(shape, dtype=np_dtype)
+            for index, position in planes:
+                out[position] = reader.read_plane(index, y, x, *layout)
         global _planes_read
         with _all_lock:
             _planes_read += len(planes)

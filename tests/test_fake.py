@@ -185,3 +185,24 @@ def test_selections_read_only_what_they_need(fake):
     for sel in selections:
         expected = in_memory.isel(**sel).values
         np.testing.assert_array_equal(data.isel(**sel).values, expected)
+
+
+@pytest.mark.parametrize("chunks", [None, {"Z": 1}], ids=["stack-blocks", "plane-blocks"])
+@pytest.mark.parametrize("pixel_type", ["int16", "uint32", "double"])
+def test_big_endian_files_read_native(fake, pixel_type, chunks):
+    path = fake(sizeX=64, sizeY=12, sizeZ=3, sizeT=2, little=False, pixelType=pixel_type)
+    assert not bfdask.read_spec(path).little_endian
+    data = bfdask.open(path, chunks=chunks).values
+    assert data.dtype.isnative
+    expected = expected_series("XYZCT", {"T": 2, "C": 1, "Z": 3, "Y": 12, "X": 64},
+                               PIXEL_TYPES[pixel_type], 0)  # fmt: skip
+    np.testing.assert_array_equal(data, expected)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_one_plane_blocks_of_rgb(fake, interleaved):
+    path = fake(sizeX=64, sizeY=12, sizeZ=2, sizeC=3, rgb=3, sizeT=2, interleaved=interleaved)
+    whole = bfdask.open(path).values
+    planes = bfdask.open(path, chunks={"Z": 1})
+    np.testing.assert_array_equal(planes.values, whole)
+    np.testing.assert_array_equal(planes[1, 0, 1].values, whole[1, 0, 1])
