@@ -47,8 +47,7 @@ def default_chunks(
         Byte budget of one block; default: dask config ``array.chunk-size``.
     """
     budget = _budget(chunk_size)
-    itemsize = max(1, spec.plane_nbytes // max(1, spec.size_y * spec.size_x * spec.samples))
-    pixel = itemsize * spec.samples  # bytes of one pixel with all its samples
+    pixel = spec.itemsize * spec.samples  # bytes of one pixel with all its samples
     sizes = spec.sizes
     chunks: dict[str, tuple[int, ...]] = {dim: (size,) for dim, size in sizes.items()}
     chunks["T"] = _even(spec.size_t, 1)
@@ -105,7 +104,6 @@ def plan(
             f"chunks names unknown dimension(s) {sorted(unknown)}; this series has dims "
             f"{''.join(sizes)}."
         )
-    itemsize = spec.plane_nbytes // max(1, spec.size_y * spec.size_x * spec.samples)
     for dim, value in chunks.items():
         if value is None:
             continue
@@ -116,9 +114,9 @@ def plan(
             raise ValueError("The S (RGB samples) dimension cannot be split into chunks.")
         result[dim] = tuple(int(n) for n in normalized)
     # a Y/X tile larger than one Java array cannot be read: shrink it
-    largest = max(result["Y"]) * max(result["X"]) * spec.samples * itemsize
+    largest = max(result["Y"]) * max(result["X"]) * spec.samples * spec.itemsize
     if largest > JAVA_MAX_ARRAY:
-        rows = max(1, JAVA_MAX_ARRAY // (max(result["X"]) * spec.samples * itemsize))
+        rows = max(1, JAVA_MAX_ARRAY // (max(result["X"]) * spec.samples * spec.itemsize))
         result["Y"] = _even(spec.size_y, min(rows, max(result["Y"])))
     return result
 

@@ -75,20 +75,21 @@ class ImageSpec:
         return tuple(self.sizes.values())
 
     @property
+    def itemsize(self) -> int:
+        """Bytes per sample (1 for Bio-Formats' bit type, which Java hands over as bytes)."""
+        import numpy as np
+
+        return np.dtype(self.dtype).itemsize
+
+    @property
     def nbytes(self) -> int:
         """Uncompressed size of the series' pixels in bytes."""
-        return math.prod(self.shape) * (1 if self.dtype == "bool" else _itemsize(self.dtype))
+        return math.prod(self.shape) * self.itemsize
 
     @property
     def plane_nbytes(self) -> int:
         """Bytes of one plane (Y × X × samples) as Java hands it over."""
-        return self.size_y * self.size_x * self.samples * _itemsize(self.dtype)
-
-
-def _itemsize(dtype: str) -> int:
-    import numpy as np
-
-    return np.dtype(dtype).itemsize
+        return self.size_y * self.size_x * self.samples * self.itemsize
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -52,9 +52,6 @@ PIXEL_TYPES: dict[str, np.dtype] = {
     "bit": np.dtype("bool"),
 }
 
-#: Largest Java byte[] (Integer.MAX_VALUE minus the JVM's header slack)
-JAVA_MAX_ARRAY = 2**31 - 16
-
 
 def default_memo_dir() -> Path:
     """``$XDG_CACHE_HOME/bfdask/memo`` (``~/.cache/bfdask/memo``)."""
@@ -236,7 +233,6 @@ class Reader:
         env = javabridge.get_env()
         klass = env.get_object_class(reader)
         self._open_bytes = env.get_method_id(klass, "openBytes", "(I[BIIII)[B")
-        self._get_index = env.get_method_id(klass, "getIndex", "(III)I")
         self.series_count = int(javabridge.call(reader, "getSeriesCount", "()I"))
 
     # plain-value accessors (one JNI call each)
@@ -354,7 +350,7 @@ class Reader:
 
         ``FormatTools.getIndex`` is rasterisation by the dimension order (first letter after
         XY fastest); doing it here saves a JNI call per plane (~15 µs, as much as reading a
-        small plane). :meth:`java_plane_index` asks Java, for checks.
+        small plane). The fake-file tests check it for every dimension order.
         """
         order, sizes = self._layout
         position = {"Z": z, "C": c, "T": t}
@@ -363,13 +359,6 @@ class Reader:
             index += position[dim] * stride
             stride *= sizes[dim]
         return index
-
-    def java_plane_index(self, z: int, c: int, t: int) -> int:
-        """``getIndex(z, c, t)`` as the Java reader computes it."""
-        import javabridge
-
-        env = javabridge.get_env()
-        return int(env.call_method(self.java, self._get_index, z, c, t))
 
 
 def _plane_error(exc: BaseException, reader: Reader, index: int) -> BfdaskError:
