@@ -18,6 +18,7 @@ from . import config as _config  # registers bfdask's dask config defaults
 from .errors import (
     BfdaskError,
     CorruptFileError,
+    FileChangedError,
     JavaMemoryError,
     JVMError,
     SeriesIndexError,
@@ -38,6 +39,7 @@ del _config
 __all__ = [
     "BfdaskError",
     "CorruptFileError",
+    "FileChangedError",
     "ImageSpec",
     "JVMError",
     "JVMPlugin",

@@ -38,6 +38,7 @@ class BlockSource:
     samples: int
     little_endian: bool
     interleaved: bool
+    stamp: tuple[int, int] | None = None  # (size, mtime_ns) at open: a changed file raises
 
     @property
     def ndim(self) -> int:
@@ -88,6 +89,7 @@ class BlockSource:
             samples=self.samples,
             little_endian=self.little_endian,
             interleaved=self.interleaved,
+            stamp=self.stamp,
         )
         canonical = "TCZYX" + ("S" if self.samples > 1 else "")
         if self.dims != canonical:
@@ -134,8 +136,9 @@ def to_dask(
         samples=spec.samples,
         little_endian=spec.little_endian,
         interleaved=spec.interleaved,
+        stamp=spec.stamp,
     )
-    name = "bfdask-" + tokenize(spec.path, spec.mtime_ns, spec.series, spec.resolution, dims, plan)
+    name = "bfdask-" + tokenize(spec.path, spec.stamp, spec.series, spec.resolution, dims, plan)
     return da.from_array(
         source,
         chunks=tuple(plan[d] for d in dims),

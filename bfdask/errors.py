@@ -24,6 +24,13 @@ class CorruptFileError(BfdaskError, OSError):
     """The file was recognised but its pixels or structure cannot be read (truncated, damaged)."""
 
 
+class FileChangedError(BfdaskError, OSError):
+    """The file changed on disk (size or modification time) after it was opened.
+
+    Reading on would mix pixels of two versions of the file; open it again to read the new one.
+    """
+
+
 class SeriesIndexError(BfdaskError, IndexError):
     """The requested series or resolution does not exist in the file."""
 
@@ -40,6 +47,7 @@ __all__ = [
     "BfdaskError",
     "BfdaskFileNotFoundError",
     "CorruptFileError",
+    "FileChangedError",
     "JVMError",
     "JavaMemoryError",
     "SeriesIndexError",

@@ -53,7 +53,13 @@ class ImageSpec:
     time_increment: float | None = None  # s
     channel_names: tuple[str, ...] = ()
     timestamps: tuple[float, ...] = field(default=(), repr=False)  # s, per T (DeltaT), if known
-    mtime_ns: int = 0
+    mtime_ns: int = 0  # the file's modification time when this spec was read (0: not a file)
+    file_size: int = 0  # and its size in bytes; together they detect a file changed later
+
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        """``(file_size, mtime_ns)`` at open; None for a path that is not a file (``.fake``)."""
+        return (self.file_size, self.mtime_ns) if self.mtime_ns else None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -198,7 +204,8 @@ def spec_from_reader(
         timestamps=()
         if time_increment or not timestamps
         else _timestamps(reader, store, series, size_t),
-        mtime_ns=reader.mtime,
+        mtime_ns=reader.stamp[1] if reader.stamp else 0,
+        file_size=reader.stamp[0] if reader.stamp else 0,
     )
 
 

@@ -34,6 +34,7 @@ from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
     CorruptFileError,
+    FileChangedError,
     JavaMemoryError,
     SeriesIndexError,
     UnsupportedFormatError,
@@ -179,12 +180,43 @@ def check_path(path: str | os.PathLike[str]) -> str:
 # -- one open reader ------------------------------------------------------------------------
 
 
-def _mtime(path: str) -> int:
-    """Modification time in ns; 0 for paths Bio-Formats resolves itself (e.g. fake files)."""
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """``(size in bytes, modification time in ns)`` of ``path``; None if it is not on disk.
+
+    Paths Bio-Formats resolves itself (a ``.fake`` spec that names no file) have no stamp.
+    """
     try:
-        return os.stat(path).st_mtime_ns
+        st = os.stat(path)
     except OSError:
-        return 0
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def check_unchanged(path: str, stamp: tuple[int, int] | None) -> None:
+    """Raise if ``path`` no longer has the ``(size, mtime_ns)`` it had when it was opened.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file was deleted (or moved) after it was opened.
+    FileChangedError
+        Its size or modification time differs: reading on would mix two versions of it.
+    """
+    if stamp is None:
+        return
+    now = file_stamp(path)
+    if now == stamp:
+        return
+    if now is None:
+        raise BfdaskFileNotFoundError(
+            f"{path!r} was deleted or moved after it was opened; "
+            "restore it, or open the file at its new place with bfdask.open."
+        )
+    raise FileChangedError(
+        f"{path!r} changed on disk after it was opened (size {stamp[0]} -> {now[0]} bytes, "
+        f"mtime {stamp[1]} -> {now[1]} ns); its pixels may no longer match the metadata read "
+        "at open. Open it again with bfdask.open to read the new version."
+    )
 
 
 class Reader:
@@ -198,7 +230,7 @@ class Reader:
 
         jvm.ensure()
         self.path = path
-        self.mtime = _mtime(path)
+        self.stamp = file_stamp(path)
         self.series = -1
         self._layout: tuple[str, dict[str, int]] = ("XYZCT", {"Z": 1, "C": 1, "T": 1})
         self._buffer: Any = None
@@ -433,7 +465,7 @@ def get_reader(path: str, series: int = 0, resolution: int = 0) -> Reader:
     jvm.ensure()
     cache = _thread_cache()
     reader = cache.readers.get(path)
-    if reader is not None and (reader.java is None or _mtime(path) != reader.mtime):
+    if reader is not None and (reader.java is None or file_stamp(path) != reader.stamp):
         reader.close()  # closed meanwhile, or the file changed on disk
         del cache.readers[path]
         reader = None
@@ -469,6 +501,7 @@ def read_block(
     samples: int = 1,
     little_endian: bool | None = None,
     interleaved: bool | None = None,
+    stamp: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
 
@@ -488,6 +521,9 @@ def read_block(
     little_endian, interleaved
         The series' byte order and sample layout, if known (from its ``ImageSpec``); asked
         from the reader otherwise (two more JNI calls).
+    stamp
+        The file's ``(size, mtime_ns)`` when its metadata was read (``ImageSpec.stamp``):
+        checked before and after the read, so pixels of a file changed meanwhile never return.
 
     Returns
     -------
@@ -498,9 +534,12 @@ def read_block(
     ------
     CorruptFileError
         If Bio-Formats fails on a plane; the message names the file, series and plane.
+    FileChangedError, FileNotFoundError
+        If the file no longer has ``stamp`` (changed, replaced or deleted since it was opened).
     JavaMemoryError
         If the JVM runs out of heap.
     """
+    check_unchanged(path, stamp)
     reader = get_reader(path, series, resolution)
     np_dtype = np.dtype(dtype)
     shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
@@ -532,4 +571,5 @@ def read_block(
         raise
     except (JavaThrown, javabridge_exception()) as exc:
         raise translate_java_error(exc, path, f"reading series {series} of") from None
+    check_unchanged(path, stamp)  # changed while we read: these pixels may be mixed
     return out
