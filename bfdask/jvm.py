@@ -366,6 +366,9 @@ def _set_log_level(level: str) -> None:
             "ome.xml.model.enums.handlers": "ERROR",
             "loci.formats.FormatTools": "ERROR",
             "loci.formats.ImageReader": "OFF",
+            # a damaged TIFF logs one ERROR per bad IFD entry (dozens) before it fails, and
+            # bfdask raises an error naming the file for it anyway
+            "loci.formats.tiff.TiffParser": "OFF",
         }
         for name, quiet_level in quiet.items():
             logger = javabridge.static_call(
@@ -381,14 +384,26 @@ def _set_log_level(level: str) -> None:
 
 
 def _silence_java_stderr() -> None:
-    """Send Java's System.err to nowhere.
+    """Send Java's System.err to nowhere, and System.out to the process's stderr.
 
     javabridge prints the stack trace of every Java exception it converts (ExceptionDescribe)
     before Python sees it; bfdask turns those exceptions into Python errors carrying the Java
-    message, so the traces are noise in a user's terminal. Bio-Formats' own logging (logback,
-    on System.out, at ``bfdask.jvm.log-level``) is unaffected.
+    message, so the traces are noise in a user's terminal. Bio-Formats' own logging (logback's
+    console appender writes to System.out, at ``bfdask.jvm.log-level``) goes to stderr, so
+    that it never mixes into a program's output (``bfdask info --json > f.json``).
     """
     import javabridge
+
+    fd_err = javabridge.get_static_field(
+        "java/io/FileDescriptor", "err", "Ljava/io/FileDescriptor;"
+    )
+    err_file = javabridge.make_instance(
+        "java/io/FileOutputStream", "(Ljava/io/FileDescriptor;)V", fd_err
+    )
+    to_stderr = javabridge.make_instance(
+        "java/io/PrintStream", "(Ljava/io/OutputStream;Z)V", err_file, True
+    )
+    javabridge.static_call("java/lang/System", "setOut", "(Ljava/io/PrintStream;)V", to_stderr)
 
     nowhere = javabridge.static_call(
         "java/io/OutputStream", "nullOutputStream", "()Ljava/io/OutputStream;"

@@ -15,7 +15,8 @@ import pytest
 import bfdask
 from bfdask import jvm
 
-LIF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lif" / "xz-example.lif"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LIF = DATA / "lif" / "xz-example.lif"
 
 
 def run_python(
@@ -199,3 +200,30 @@ def test_javabridge_imported_first_does_not_crash(fake):
     assert "ONE True True" in result.stdout
     assert "WARNED True" in result.stdout
     assert "SUM" in result.stdout
+
+
+def test_java_logging_never_reaches_stdout(tmp_path):
+    """Bio-Formats logs on System.out; bfdask sends it to stderr so stdout stays the program's."""
+    damaged = tmp_path / "damaged.tif"
+    good = DATA / "imagej-tiff" / "neubias_xyz_8bit__nucleus.tif"
+    raw = bytearray(good.read_bytes())
+    raw[16:200] = bytes(b ^ 0xFF for b in raw[16:200])  # a garbled first IFD
+    damaged.write_bytes(raw)
+    result = run_python(
+        f"""
+        import bfdask, javabridge
+        try:
+            bfdask.open({str(damaged)!r})
+        except bfdask.UnsupportedFormatError:
+            print("RAISED")
+        javabridge.static_call(  # what Bio-Formats' logger does: System.out
+            "loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", "INFO"
+        )
+        out = javabridge.get_static_field("java/lang/System", "out", "Ljava/io/PrintStream;")
+        javabridge.call(out, "println", "(Ljava/lang/String;)V", "from-java")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RAISED"]
+    assert "from-java" in result.stderr
+    assert "Error reading IFD" not in result.stderr  # no flood of TiffParser errors either
