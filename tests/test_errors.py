@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import tifffile
 
 import bfdask
 from bfdask.errors import BfdaskFileNotFoundError
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture
@@ -54,6 +58,78 @@ def test_unknown_format(tmp_path, good):
     junk.write_bytes(np.random.default_rng(1).bytes(5000))
     with pytest.raises(bfdask.UnsupportedFormatError, match=r"junk\.xyz.*unknown"):
         bfdask.open(junk)
+    still_works(good)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".lif", ".czi", ".nd2", ".ome.tiff"])
+def test_random_bytes_with_an_image_suffix(tmp_path, good, suffix):
+    junk = tmp_path / f"random{suffix}"
+    junk.write_bytes(np.random.default_rng(3).bytes(20000))
+    with pytest.raises(bfdask.UnsupportedFormatError, match=rf"random{re.escape(suffix)}"):
+        bfdask.open(junk)
+    still_works(good)
+
+
+@pytest.mark.parametrize(
+    ("relative", "start", "stop"),
+    [
+        ("lif/xz-example.lif", 8, 40),  # the XML header's length and first characters
+        ("czi/DAPI_GFP.czi", 16, 200),  # inside the file header segment
+        ("ome-tiff/s_1_t_1_c_1_z_1.ome.tiff", 16, 200),  # the first IFD
+        ("imagej-tiff/neubias_xyz_8bit__nucleus.tif", 4, 8),  # the offset of the first IFD
+    ],
+)
+def test_real_file_with_a_garbled_header(tmp_path, good, relative, start, stop):
+    source = DATA / relative
+    if not source.exists():
+        pytest.skip("shared data not present")
+    raw = bytearray(source.read_bytes())
+    raw[start:stop] = bytes(b ^ 0xFF for b in raw[start:stop])
+    damaged = tmp_path / f"garbled {source.name}"
+    damaged.write_bytes(raw)
+    with pytest.raises(bfdask.UnsupportedFormatError, match=re.escape(damaged.name)):
+        bfdask.open(damaged)
+    still_works(good)
+    assert bfdask.open(source).shape == bfdask.read_spec(source).shape  # the original still reads
+
+
+@pytest.mark.parametrize("name", ["Minimal_IMS_File.ims", "cine_legacy.cine"])
+def test_the_corpus_unreadable_files(good, name):
+    path = DATA / "unreadable" / name
+    if not path.exists():
+        pytest.skip("shared data not present")
+    with pytest.raises(bfdask.UnsupportedFormatError, match=re.escape(name)) as info:
+        bfdask.list_series(path)
+    assert "Bio-Formats" in str(info.value)
+    still_works(good)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["with space.ome.tif", "ünïcødé µm 图像.ome.tif", "a&b.ome.tif", "x&sizeZ=3&sizeT=5.ome.tif"],
+)
+def test_awkward_paths(tmp_path, name):
+    """Spaces, unicode and '&' are plain file names; only a name ending in .fake is a fake spec."""
+    source = np.arange(2 * 24 * 32, dtype="uint16").reshape(2, 1, 1, 24, 32)
+    path = tmp_path / name
+    tifffile.imwrite(path, source, ome=True, metadata={"axes": "TCZYX"})
+    data = bfdask.open(path)
+    assert data.sizes == {"T": 2, "C": 1, "Z": 1, "Y": 24, "X": 32}  # not sizeZ=3, sizeT=5
+    np.testing.assert_array_equal(data.values, source)
+    assert data.attrs["path"] == str(path)
+    assert data.attrs["format"] == "OME-TIFF"
+
+
+def test_channel_out_of_range_is_an_index_error_before_any_read(fake, good):
+    from bfdask import readers
+
+    data = bfdask.open(fake("chans", sizeX=16, sizeY=16, sizeC=2))
+    before = readers.planes_read()
+    with pytest.raises(IndexError):
+        data.isel(C=2)
+    with pytest.raises(KeyError, match="not all values found in index 'C'"):
+        data.sel(C="nope")
+    assert readers.planes_read() == before
     still_works(good)
 
 
