@@ -55,6 +55,7 @@ __all__ = [
     "profile",
     "profile_series",
     "read_spec",
+    "start_jvm",
 ]
 
 # Parts that import heavier libraries (scikit-image, distributed) load on first use.
@@ -156,6 +157,27 @@ def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
     from .metadata import list_series as _list_series
 
     return _list_series(path)
+
+
+def start_jvm(max_heap: str | int | None = None) -> None:
+    """Start this process's JVM now (bfdask otherwise starts it at the first read).
+
+    Parameters
+    ----------
+    max_heap
+        Java heap, e.g. ``"8G"``; default ``BFDASK_MAX_HEAP``, else the dask config key
+        ``bfdask.jvm.max-heap``, else 1/8 of the machine's memory (1-8 GiB). A process runs
+        one JVM and its heap is fixed at start: called again with a different ``max_heap``,
+        this warns (``RuntimeWarning``) and changes nothing.
+
+    Raises
+    ------
+    JVMError
+        In a forked child of a process whose JVM runs, or if Java cannot start.
+    """
+    from .jvm import ensure
+
+    ensure(max_heap)
 
 
 def jvm_info() -> dict[str, Any]:

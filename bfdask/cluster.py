@@ -98,6 +98,10 @@ class JVMPlugin(WorkerPlugin):
 
     def setup(self, worker: Worker) -> None:
         """Export the settings to the worker's environment and start its JVM."""
+        from . import config
+
+        if jvm.is_running():  # too late for an asked-for heap: say so rather than ignore it
+            jvm.ensure(config.get("bfdask.jvm.max-heap", self.max_heap) or None)
         settings = self._settings(worker)
         for key, variable in _ENV.items():
             if key in settings:

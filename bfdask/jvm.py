@@ -206,14 +206,16 @@ def ensure(max_heap: str | int | None = None) -> None:
     ----------
     max_heap
         Java heap size (``"4G"``, ``"512M"`` or bytes) used if this call starts the JVM.
-        Overrides ``BFDASK_MAX_HEAP`` and the dask config key ``bfdask.jvm.max-heap``. Ignored
-        (with no error) once the JVM runs: a JVM's heap is fixed at start.
+        Overrides ``BFDASK_MAX_HEAP`` and the dask config key ``bfdask.jvm.max-heap``. Once the
+        JVM runs its heap is fixed: a different value then only warns (``RuntimeWarning``).
 
     Raises
     ------
     JVMError
         If this is a forked child of a process whose JVM was running, or Java cannot start.
     """
+    if max_heap is not None and is_running():
+        _warn_if_heap_differs(max_heap)
     if getattr(_local, "attachment", None) is not None and _state.pid == os.getpid():
         return
     with _lock:
@@ -227,6 +229,20 @@ def ensure(max_heap: str | int | None = None) -> None:
                 "the first bfdask call."
             )
     _local.attachment = _Attachment()
+
+
+def _warn_if_heap_differs(max_heap: str | int) -> None:
+    wanted = parse_size(max_heap)
+    if _state.max_heap is not None and wanted != _state.max_heap:
+        warnings.warn(
+            f"This process's JVM already runs with a {_state.max_heap / 2**30:.2f} GiB heap; "
+            f"max_heap={max_heap!r} cannot change it (a JVM's heap is fixed when it starts, "
+            "and a process can start only one JVM). Set BFDASK_MAX_HEAP or the dask config "
+            "key 'bfdask.jvm.max-heap' before the first bfdask call, or restart the process "
+            "(on a cluster: bfdask.JVMPlugin(max_heap=...) before any task runs).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _after_fork_in_child() -> None:

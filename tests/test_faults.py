@@ -6,14 +6,22 @@ every case to its test.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import threading
+import warnings
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import tifffile
 
 import bfdask
+
+MiB = 1 << 20
 
 
 def write_stack(path: Path, value: int, planes: int = 4) -> None:
@@ -58,3 +66,154 @@ def test_file_deleted_after_open_raises_file_not_found(tmp_path):
     path.unlink()
     with pytest.raises(FileNotFoundError, match=r"deleted\.ome\.tif.*deleted or moved"):
         data.compute()
+
+
+# -- concurrency and resources --------------------------------------------------------------
+
+
+def test_eight_threads_on_overlapping_blocks_match_a_sequential_read(tmp_path):
+    """Bio-Formats readers are not thread-safe: each thread must read through its own."""
+    from bfdask import readers
+
+    rng = np.random.default_rng(5)
+    source = rng.integers(0, 60000, (8, 2, 6, 48, 40), dtype="uint16")
+    path = tmp_path / "shared by threads.ome.tif"
+    tifffile.imwrite(path, source, ome=True, metadata={"axes": "TCZYX"})
+    sequential = bfdask.open(path).compute(scheduler="sync").values
+    np.testing.assert_array_equal(sequential, source)
+
+    source_of_blocks = bfdask.open(path, chunks={"T": 1, "Z": 2}).data
+    barrier = threading.Barrier(8)
+    readers_seen: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            barrier.wait()
+            for round_ in range(15):  # every thread reads every block, from a different start
+                t = (k + round_) % 8
+                got = source_of_blocks[t : t + 1, :, k % 5 : k % 5 + 2, 3:45].compute(
+                    scheduler="sync"
+                )
+                np.testing.assert_array_equal(got, source[t : t + 1, :, k % 5 : k % 5 + 2, 3:45])
+            checked = readers.check_path(path)
+            readers_seen[k] = id(readers.get_reader(checked).java)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[0]
+    assert len(set(readers_seen.values())) == 8  # one Java reader per thread, none shared
+    # and all at once through dask's own thread pool
+    with dask.config.set(scheduler="threads", num_workers=8):
+        np.testing.assert_array_equal(bfdask.open(path, chunks={"Z": 1}).values, source)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_more_files_than_the_cache_keeps_fds_and_readers_bounded(tmp_path):
+    from bfdask import readers
+
+    paths = []
+    for k in range(40):
+        path = tmp_path / f"many_{k:02d}.ome.tif"
+        tifffile.imwrite(path, np.full((2, 16, 16), k, "uint8"), ome=True)
+        paths.append(path)
+    with dask.config.set({"bfdask.reader.cache-size": 4}):
+        int(bfdask.open(paths[0]).sum().compute(scheduler="sync"))  # JVM, jars, classes loaded
+        readers.close_all()
+        before = open_fds()
+        peak_fds = peak_readers = 0
+        for k, path in enumerate(paths):
+            assert int(bfdask.open(path).max().compute(scheduler="sync")) == k
+            peak_fds = max(peak_fds, open_fds())
+            peak_readers = max(peak_readers, readers.open_readers())
+    assert peak_readers == 4
+    assert peak_fds - before <= 4 + 2  # one per cached reader, plus slack for the runtime
+    readers.close_all()
+    assert readers.open_readers() == 0
+    assert open_fds() <= before + 2
+
+
+SOAK_READS = 20_000
+
+SOAK = """
+import gc, json, sys, dask, bfdask
+from bfdask import readers
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
+
+def java_heap_used():
+    import javabridge
+    runtime = javabridge.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
+    for _ in range(2):
+        javabridge.call(runtime, "gc", "()V")
+    return javabridge.call(runtime, "totalMemory", "()J") - javabridge.call(
+        runtime, "freeMemory", "()J"
+    )
+
+path, reads = sys.argv[1], int(sys.argv[2])
+data = bfdask.open(path, chunks={"T": 1, "Z": 1}, ome=False)  # 100 one-plane blocks per T
+per_t = data.sizes["Z"]
+with dask.config.set(scheduler="threads", num_workers=2):
+    data[:10].sum().compute()  # warm up: JVM, classes, reader, thread pool
+    gc.collect()
+    rss0, heap0, planes0 = rss(), java_heap_used(), readers.planes_read()
+    for k in range(reads // (20 * per_t)):
+        t = (20 * k) % data.sizes["T"]
+        data[t : t + 20].sum().compute()
+    gc.collect()
+    rss1, heap1, planes1 = rss(), java_heap_used(), readers.planes_read()
+print(json.dumps({"reads": planes1 - planes0, "rss0": rss0, "rss1": rss1,
+                  "heap0": heap0, "heap1": heap1, "readers": readers.open_readers()}))
+"""
+
+
+def test_soak_many_block_reads_leak_neither_memory_nor_readers(tmp_path, capsys):
+    path = tmp_path / "soak&sizeX=64&sizeY=64&sizeZ=100&sizeT=200&pixelType=uint16.fake"
+    path.touch()
+    result = subprocess.run(
+        [sys.executable, "-c", SOAK, str(path), str(SOAK_READS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    growth, heap_growth = out["rss1"] - out["rss0"], out["heap1"] - out["heap0"]
+    with capsys.disabled():
+        print(
+            f"\nsoak: {out['reads']} block reads; RSS {out['rss0'] / MiB:.1f} -> "
+            f"{out['rss1'] / MiB:.1f} MiB ({growth / MiB:+.1f} MiB); Java heap in use after GC "
+            f"{out['heap0'] / MiB:.1f} -> {out['heap1'] / MiB:.1f} MiB"
+        )
+    assert out["reads"] == SOAK_READS
+    assert growth < 50 * MiB
+    assert heap_growth < 8 * MiB  # no Java objects kept alive by leaked references
+    assert out["readers"] == 1
+
+
+# -- the JVM --------------------------------------------------------------------------------
+
+
+def test_a_second_start_with_another_heap_warns_and_changes_nothing(fake):
+    from bfdask import jvm
+
+    bfdask.open(fake("warm", sizeX=8, sizeY=8)).values  # the JVM runs
+    heap = jvm.max_heap()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bfdask.start_jvm(heap)  # the same heap: nothing to say
+        bfdask.start_jvm()
+    with pytest.warns(RuntimeWarning, match=r"already runs with a .* GiB heap.*BFDASK_MAX_HEAP"):
+        bfdask.start_jvm(heap + 256 * MiB)
+    assert jvm.max_heap() == heap
+    assert abs(bfdask.jvm_info()["max_heap"] - heap) < 0.05 * heap  # what Java itself reports
