@@ -11,6 +11,12 @@ from __future__ import annotations
 class BfdaskError(Exception):
     """Base class of every bfdask error."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt from the class and its args, so that it crosses process boundaries intact:
+        # dask.distributed (through tblib) otherwise calls MemoryError.__new__ on
+        # JavaMemoryError, fails, and hands the client a bare Exception instead.
+        return (type(self), self.args, self.__dict__ or None)
+
 
 class BfdaskFileNotFoundError(BfdaskError, FileNotFoundError):
     """The path does not exist."""

@@ -207,3 +207,19 @@ def test_java_out_of_heap_is_memory_error_and_recoverable(tmp_path):
     assert "ERR Java ran out of heap (0.12 GiB)" in result.stdout
     assert "BFDASK_MAX_HEAP" in result.stdout
     assert "SUM " in result.stdout
+
+
+def test_every_error_crosses_process_boundaries_intact():
+    """A worker's error reaches the client as the same class and message (distributed pickle)."""
+    from distributed.protocol.pickle import dumps, loads
+
+    from bfdask import errors
+
+    for name in errors.__all__:
+        kind = getattr(errors, name)
+        try:
+            raise kind(f"{name} for 'x.lif'")
+        except kind as exc:
+            back = loads(dumps(exc))
+        assert type(back) is kind
+        assert str(back) == f"{name} for 'x.lif'"

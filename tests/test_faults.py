@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -217,3 +219,74 @@ def test_a_second_start_with_another_heap_warns_and_changes_nothing(fake):
         bfdask.start_jvm(heap + 256 * MiB)
     assert jvm.max_heap() == heap
     assert abs(bfdask.jvm_info()["max_heap"] - heap) < 0.05 * heap  # what Java itself reports
+
+
+# -- faults on a cluster --------------------------------------------------------------------
+
+
+def _cluster(**kwargs):
+    distributed = pytest.importorskip("distributed")
+    options = {
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "silence_logs": 50,
+        **kwargs,
+    }
+    return distributed.LocalCluster(**options)
+
+
+@pytest.mark.cluster
+def test_worker_killed_mid_compute_gives_the_undisturbed_result(tmp_path):
+    import distributed
+
+    path = tmp_path / "killed&sizeX=256&sizeY=256&sizeZ=8&sizeT=240&pixelType=uint16.fake"
+    path.touch()
+    data = bfdask.open(path, chunks={"T": 1}).astype("float64")
+    reduction = data.sum(dim=("C", "Z", "Y", "X")) + data.isel(Z=0, C=0, Y=slice(0, 12)).max(
+        dim=("Y", "X")
+    )  # coded boxes of the top rows differ per T: a wrong or lost block shows
+    expected = reduction.compute(scheduler="threads").values
+    with _cluster(n_workers=2) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+        victim_pid = next(iter(client.run(os.getpid).values()))
+        future = client.compute(reduction)
+        # wait until part of the work is done, then kill a worker process outright
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = sum(
+                state == "memory"
+                for state in client.run_on_scheduler(
+                    lambda dask_scheduler: [ts.state for ts in dask_scheduler.tasks.values()]
+                )
+            )
+            if done >= 20:
+                break
+            time.sleep(0.02)
+        assert not future.done(), "the reduction finished before the kill: make it bigger"
+        os.kill(victim_pid, signal.SIGKILL)
+        result = future.result(timeout=240)
+        assert victim_pid not in client.run(os.getpid).values()  # the nanny started a new one
+    np.testing.assert_array_equal(result.values, expected)
+
+
+@pytest.mark.cluster
+def test_java_out_of_heap_on_a_worker_leaves_it_usable(tmp_path):
+    import distributed
+
+    big = tmp_path / "big&sizeX=12000&sizeY=12000&pixelType=uint16.fake"  # 275 MiB plane
+    small = tmp_path / "small&sizeX=64&sizeY=64&sizeT=4.fake"
+    big.touch()
+    small.touch()
+    with _cluster(n_workers=1) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(bfdask.JVMPlugin(max_heap="128M"))
+        (pid,) = client.run(os.getpid).values()
+        with pytest.raises(MemoryError, match=r"Java ran out of heap \(0\.12 GiB\)") as info:
+            bfdask.open(big).sum().compute()
+        assert isinstance(info.value, bfdask.JavaMemoryError)
+        assert "BFDASK_MAX_HEAP" in str(info.value)
+        # the same worker process, with the same JVM, completes the next tasks
+        assert int(bfdask.open(small).max().compute()) > 0
+        expected = bfdask.open(small).compute(scheduler="sync").values
+        np.testing.assert_array_equal(bfdask.open(small).compute().values, expected)
+        assert list(client.run(os.getpid).values()) == [pid]
