@@ -54,6 +54,7 @@ class ImageSpec:
     channel_names: tuple[str, ...] = ()
     timestamps: tuple[float, ...] = field(default=(), repr=False)  # s, per T (DeltaT), if known
     mtime_ns: int = 0
+    acquisition_date: str | None = None  # ISO 8601 (OME Image AcquisitionDate), if recorded
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -172,6 +173,9 @@ def spec_from_reader(
         name = _store_get(store, "getChannelName", "(II)Ljava/lang/String;", series, c)
         names.append(str(name) if name else f"C{c}")
     series_name = _store_get(store, "getImageName", "(I)Ljava/lang/String;", series)
+    acquired = _store_get(
+        store, "getImageAcquisitionDate", "(I)Lome/xml/model/primitives/Timestamp;", series
+    )
     return ImageSpec(
         path=reader.path,
         series=series,
@@ -199,7 +203,17 @@ def spec_from_reader(
         if time_increment or not timestamps
         else _timestamps(reader, store, series, size_t),
         mtime_ns=reader.mtime,
+        acquisition_date=_text(acquired),
     )
+
+
+def _text(java_object: Any) -> str | None:
+    """``toString()`` of an optional Java object (None stays None)."""
+    if java_object is None:
+        return None
+    import javabridge
+
+    return str(javabridge.call(java_object, "toString", "()Ljava/lang/String;")) or None
 
 
 def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) -> tuple[float, ...]:
