@@ -20,6 +20,7 @@ from .errors import (
     CorruptFileError,
     JavaMemoryError,
     JVMError,
+    PositionMismatchError,
     SeriesIndexError,
     UnsupportedFormatError,
 )
@@ -42,14 +43,17 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "PositionMismatchError",
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
     "__version__",
     "bad_timepoints",
+    "find_line",
     "jvm_info",
     "list_series",
     "open",
+    "open_positions",
     "profile",
     "profile_series",
     "read_spec",
@@ -61,6 +65,8 @@ _LAZY = {
     "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
     "bad_timepoints": "bfdask._profile",
     "JVMPlugin": "bfdask.cluster",
+    "open_positions": "bfdask.positions",
+    "find_line": "bfdask.line",
 }
 
 

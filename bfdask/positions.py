@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import BfdaskError
+from .errors import PositionMismatchError
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,10 +40,6 @@ Z_POLICIES = ("error", "pad", "crop")
 #: a user's time function: (series name, ImageSpec) -> seconds of its first timepoint, or one
 #: value per timepoint (seconds, any common origin)
 TimeFunction = Callable[[str, "ImageSpec"], "float | Sequence[float]"]
-
-
-class PositionMismatchError(BfdaskError, ValueError):
-    """Series to be stitched into one array differ in shape, channels or data type."""
 
 
 class UnmatchedSeriesWarning(UserWarning):
