@@ -999,16 +999,22 @@ def bad_timepoints(
         "saturated": saturated,
         "low_signal": low_signal,
     }
+    import warnings
+
     stats = stats.compute()
-    if "P" not in stats.dims:
-        return _bad_timepoints_one(stats, **options)
-    frames = []
-    for p in range(stats.sizes["P"]):
-        one = stats.isel(P=p)
-        found = _bad_timepoints_one(one, **options)
-        label = str(one["P"].values) if "P" in one.coords else str(p)
-        found.insert(0, "position", [label] * len(found))
-        frames.append(found)
+    with warnings.catch_warnings():
+        # all-NaN columns (frames without a line, padding) are expected: no flag, no noise
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        if "P" not in stats.dims:
+            return _bad_timepoints_one(stats, **options)
+        frames = []
+        for p in range(stats.sizes["P"]):
+            one = stats.isel(P=p)
+            found = _bad_timepoints_one(one, **options)
+            label = str(one["P"].values) if "P" in one.coords else str(p)
+            found.insert(0, "position", [label] * len(found))
+            frames.append(found)
     return pd.concat(frames, ignore_index=True)
 
 
