@@ -43,6 +43,17 @@ def _parse_line(text: str) -> tuple[tuple[float, float], tuple[float, float]] | 
     return (values[0], values[1]), (values[2], values[3])
 
 
+def _parse_stats(text: str) -> str:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BUILTINS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"--stats takes names of {', '.join(BUILTINS)}, comma-separated, "
+            f"not {unknown or text!r}"
+        )
+    return ",".join(names)
+
+
 def _parse_series(text: str) -> int | str:
     return int(text) if text.lstrip("-").isdigit() else text
 
@@ -94,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prof.add_argument(
         "--stats",
+        type=_parse_stats,
         metavar="NAMES",
         help="statistics, comma-separated, of: " + ",".join(BUILTINS) + f" (default {STATS})",
     )
