@@ -1057,21 +1057,33 @@ def _bad_timepoints_one(
         if old is None or new[0] < old[0] or (new[0] == old[0] and abs(score) > abs(old[3])):
             found[t] = new
 
-    # per statistic: (T, column) arrays of values, neighbour medians, robust z-scores
-    columns: dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = {}
-    for name in variables:
-        var = stats[name].transpose("T", ...)
-        values = np.asarray(var.values, dtype=float).reshape(size_t, -1)
-        expected = np.stack([_neighbour_median(v, half) for v in values.T], axis=1)
-        residual = values - expected
-        scores = np.zeros_like(values)
-        for column in range(values.shape[1]):
-            r = residual[:, column]
-            mad = np.nanmedian(np.abs(r - np.nanmedian(r))) if np.isfinite(r).any() else 0.0
-            level = np.nanmedian(values[:, column]) if np.isfinite(values[:, column]).any() else 1
-            sigma = max(1.4826 * mad, 1e-12 * max(abs(level), 1.0))
-            scores[:, column] = np.where(np.isfinite(r), r / sigma, 0.0)
-        columns[name] = (_column_labels(var), values, expected, scores)
+    def score_columns(
+        dead: Sequence[int],
+    ) -> dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]:
+        """Per statistic: (T, column) values, neighbour medians, robust z-scores; frames in
+        ``dead`` (already flagged) are nobody's neighbour and do not count in the spread."""
+        out = {}
+        for name in variables:
+            var = stats[name].transpose("T", ...)
+            values = np.asarray(var.values, dtype=float).reshape(size_t, -1)
+            masked = values.copy()
+            masked[list(dead)] = np.nan
+            expected = np.stack([_neighbour_median(v, half) for v in masked.T], axis=1)
+            residual = values - expected
+            spread_of = masked - expected
+            scores = np.zeros_like(values)
+            for column in range(values.shape[1]):
+                r = spread_of[:, column]
+                mad = np.nanmedian(np.abs(r - np.nanmedian(r))) if np.isfinite(r).any() else 0.0
+                finite = np.isfinite(values[:, column]).any()
+                level = np.nanmedian(values[:, column]) if finite else 1
+                sigma = max(1.4826 * mad, 1e-12 * max(abs(level), 1.0))
+                res = residual[:, column]
+                scores[:, column] = np.where(np.isfinite(res), res / sigma, 0.0)
+            out[name] = (_column_labels(var), values, expected, scores)
+        return out
+
+    columns = score_columns(())
 
     def describe(name: str, t: int, column: int) -> str:
         labels, values, expected, _ = columns[name]
@@ -1122,7 +1134,10 @@ def _bad_timepoints_one(
                 note(int(t), "low_signal", detail, float(ratio[t]))
 
     # an outlier moves every tested statistic the same way (a failed frame shifts the whole
-    # profile; one bright speck moves only the max)
+    # profile; one bright speck moves only the max); frames flagged above are left out of
+    # everybody's neighbours (in a short series a dead frame would make its neighbour jump)
+    if found:
+        columns = score_columns(sorted(found))
     first = columns[variables[0]]
     for t in range(size_t):
         for column in range(first[1].shape[1]):

@@ -207,3 +207,12 @@ def test_padded_positions_give_nan_and_are_not_flagged(tmp_path: Path) -> None:
         and np.isfinite(stats["max"].values[2, :2]).all()
     )
     assert bfdask.bad_timepoints(stats).empty
+
+
+def test_dead_frame_is_nobodys_neighbour() -> None:
+    # a short stitched series (2 + 4 timepoints, as measured on a sample): with max alone, the
+    # last frame's only neighbours were the dead frame and one other -- it looked like a jump
+    values = np.array([4623.0, 4600, 4396, 4411, 362, 4416])
+    stats = xr.Dataset({"max": ("T", values)}, coords={"T": np.arange(6) * 1800.0})
+    bad = bfdask.bad_timepoints(stats, variables=["max"])
+    assert bad["T"].tolist() == [4] and bad["reason"].tolist() == ["blank"]
