@@ -327,7 +327,7 @@ def _analyse_positions(
                     for s in wanted
                 ]
         for warning in caught:
-            if issubclass(warning.category, UserWarning) and "setName" not in str(warning.message):
+            if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
                 print(f"bfdask: warning: {warning.message}", file=sys.stderr)
         futures = client.compute(lazy)
         progress(futures)
