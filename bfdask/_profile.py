@@ -243,7 +243,9 @@ def profile(
         channel ``line_channel``: once per position at timepoint ``reference`` (these
         projections are computed when ``profile`` is called), or in every task for every
         timepoint with ``reference="each"``. Endpoints at the structure's extent, clipped to
-        the image; ``linewidth`` (unless given) its half-maximum width, rounded.
+        the image; ``linewidth`` (unless given) its half-maximum width, rounded. A position
+        whose ``reference`` frame shows no line is tried at the next 3 timepoints
+        (``line_reference`` records the one used).
     linewidth
         Width of the line in pixels; samples across the width are reduced by ``reduce_func``.
         Default 1, or the measured width with ``line="auto"``.
@@ -286,9 +288,9 @@ def profile(
         ``line_col1``, ``line_width`` measured in px, ``linewidth`` used, ``line_step`` the
         distance between samples, ``line_status``: 0 found, 1 blank, 2 not elongated, 3 other
         failure; statistics are NaN where no line was found), with ``reference`` as an int
-        also a ``line_reason`` coordinate per position (``""`` when found); ``profile`` (dims
-        ``..., distance``, NaN beyond each line's length) only with ``profiles=True``.
-        Otherwise:
+        also ``line_reason`` (``""`` when found) and ``line_reference`` (the timepoint used)
+        coordinates per position; ``profile`` (dims ``..., distance``, NaN beyond each line's
+        length) only with ``profiles=True``. Otherwise:
         ``profile`` (dims: every dim of ``data`` but ``Z``/``Y``/``X``, e.g. ``T, C``; then
         ``Z`` if ``z=None``; then ``distance``), and ``min``, ``max``, ``mean`` of the profile
         over ``distance``. Coordinates of ``data`` are kept (``T`` in s, ``C`` names...);
@@ -588,35 +590,54 @@ def find_lines(
     reference: int = 0,
     line_channel: int | str = 0,
     z: str | None = "max",
-) -> list[Any]:
+    fallback: int = 3,
+) -> list[tuple[Any, int]]:
     """The :class:`bfdask.line.Line` of each position (one if ``data`` has no ``P`` dim), found
-    in the Z projection of timepoint ``reference`` of channel ``line_channel``.
+    in the Z projection of timepoint ``reference`` of channel ``line_channel``, and the
+    timepoint it was found in.
 
-    Computes those projections (one stack per position) on the current scheduler.
+    A position whose reference frame shows no line (a failed acquisition) is tried at the next
+    ``fallback`` timepoints; if none shows one, its line is the first frame's reason. Computes
+    those projections (one stack per position and try) on the current scheduler.
     """
     from .line import find_line
 
-    ref = data
-    if "T" in ref.dims:
-        if not -ref.sizes["T"] <= reference < ref.sizes["T"]:
-            raise ValueError(
-                f"reference timepoint {reference} out of range: the data has "
-                f"{ref.sizes['T']} timepoints"
-            )
-        ref = ref.isel(T=reference)
-    if "C" in ref.dims:
-        ref = ref.isel(C=_channel_index(data, line_channel))
-    if "S" in ref.dims:
-        ref = ref.sum("S")
-    if "Z" in ref.dims:
-        ref = getattr(ref, z or "max")("Z")
-    extra = [d for d in ref.dims if d not in ("P", "Y", "X")]
+    size_t = data.sizes.get("T", 1)
+    if "T" in data.dims and not -size_t <= reference < size_t:
+        raise ValueError(
+            f"reference timepoint {reference} out of range: the data has {size_t} timepoints"
+        )
+    reference %= size_t
+    view = data
+    if "C" in view.dims:
+        view = view.isel(C=_channel_index(data, line_channel))
+    if "S" in view.dims:
+        view = view.sum("S")
+    extra = [d for d in view.dims if d not in ("P", "T", "Z", "Y", "X")]
     if extra:
-        ref = ref.isel(dict.fromkeys(extra, 0))
-    images = np.asarray(ref.transpose(..., "Y", "X").values, dtype=np.float64)
-    if "P" not in ref.dims:
-        return [find_line(images)]
-    return [find_line(image) for image in images]
+        view = view.isel(dict.fromkeys(extra, 0))
+    if "P" not in view.dims:
+        view = view.expand_dims("P")
+    count = view.sizes["P"]
+    found: list[tuple[Any, int] | None] = [None] * count
+    first: list[Any] = [None] * count
+    for t in range(reference, min(size_t, reference + fallback + 1)):
+        todo = [p for p in range(count) if found[p] is None]
+        if not todo:
+            break
+        frame = view.isel(P=todo)
+        if "T" in frame.dims:
+            frame = frame.isel(T=t)
+        if "Z" in frame.dims:
+            frame = getattr(frame, z or "max")("Z")
+        images = np.asarray(frame.transpose("P", "Y", "X").values, dtype=np.float64)
+        for p, image in zip(todo, images):
+            line = find_line(image)
+            if first[p] is None:
+                first[p] = line
+            if line.found:
+                found[p] = (line, t)
+    return [item if item is not None else (first[p], reference) for p, item in enumerate(found)]
 
 
 def _profile_stats(
@@ -684,6 +705,7 @@ def _profile_stats(
     scale = (y_step[1], x_step[1]) if y_step and x_step else (1.0, 1.0)
     shape = (data.sizes["Y"], data.sizes["X"])
     line_reasons: list[str] | None = None
+    line_references: list[int] = []
     if each:
         lines: tuple[Any, ...] = ()
         n_profile = _n_samples((0, 0), (shape[0] - 1, shape[1] - 1))
@@ -698,9 +720,10 @@ def _profile_stats(
                     f.width,
                     f.reason,
                 )
-                for f in found
+                for f, _ in found
             )
-            line_reasons = [f.reason for f in found]
+            line_reasons = [f.reason for f, _ in found]
+            line_references = [t for _, t in found]
         else:
             assert src is not None and dst is not None
             lw = 1 if linewidth is None else int(linewidth)
@@ -769,9 +792,11 @@ def _profile_stats(
         variables["slope"].attrs["units"] = f"intensity / {unit}"
     ds = xr.Dataset(variables)
     if line_reasons is not None:
-        reason_dims = ("P",) if "P" in loop and len(line_reasons) > 1 else ()
-        values = np.asarray(line_reasons if reason_dims else line_reasons[0], dtype=object)
-        ds = ds.assign_coords(line_reason=(reason_dims, values))
+        per_p = "P" in loop and len(line_reasons) > 1
+        dims = ("P",) if per_p else ()
+        reasons = np.asarray(line_reasons if per_p else line_reasons[0], dtype=object)
+        used = np.asarray(line_references if per_p else line_references[0])
+        ds = ds.assign_coords(line_reason=(dims, reasons), line_reference=(dims, used))
     ds.attrs.update(
         {
             key: data.attrs[key]

@@ -143,6 +143,7 @@ def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z: str) -> None:
     checks = [
         ("Y/X size", (first.size_y, first.size_x), (spec.size_y, spec.size_x)),
         ("channel count", first.size_c, spec.size_c),
+        ("channel names", first.channel_names, spec.channel_names),
         ("samples per pixel", first.samples, spec.samples),
         ("data type", first.dtype, spec.dtype),
     ]
@@ -237,8 +238,9 @@ def open_positions(
         ``pattern`` has no ``position`` group, matches no series, a series has no time (no
         AcquisitionDate and no ``times``), or ``z`` is unknown.
     PositionMismatchError
-        Two series to be stitched differ in Y/X size, channel count, data type, or Z size
-        (with ``z="error"``); the message names both series (a ``ValueError``).
+        Two series to be stitched differ in Y/X size, channel count or names, samples per
+        pixel, data type, or Z size (with ``z="error"``); the message names both series (a
+        ``ValueError``).
 
     Warns
     -----

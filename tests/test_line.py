@@ -109,3 +109,20 @@ def test_blank_frame_gives_nan_statistics_with_reason() -> None:
     # per timepoint, inside the tasks: the same result
     each = bfdask.profile(data, line="auto", reference="each", stats=["max"]).compute()
     np.testing.assert_allclose(each["max"].values, stats["max"].values)
+
+
+def test_dead_reference_frame_falls_back_to_the_next() -> None:
+    rng = np.random.default_rng(4)
+    good = [tube((30, 10), (90, 190), 8.0, seed=s) for s in range(3)]
+    dead = rng.normal(100, 20, SHAPE)
+    frames = np.stack([good, [dead, good[1], good[2]]])  # position 1: T=0 failed
+    data = xr.DataArray(frames, dims=("P", "T", "Y", "X")).assign_coords(P=["a", "b"])
+    stats = bfdask.profile(data, line="auto", stats="max").compute()
+    assert stats["line_reference"].values.tolist() == [0, 1]
+    assert stats["line_reason"].values.tolist() == ["", ""]
+    np.testing.assert_allclose(
+        stats["line_row0"].values[1], stats["line_row0"].values[0, 0], atol=1
+    )
+    assert np.isfinite(stats["max"].values).all()
+    bad = bfdask.bad_timepoints(stats)
+    assert bad[["position", "T", "reason"]].values.tolist() == [["b", 0, "blank"]]

@@ -60,8 +60,12 @@ def stitched_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_stitched_in_acquisition_order(stitched_file: Path) -> None:
+    from bfdask import readers
+
+    before = readers.planes_read()
     with pytest.warns(PaddedPositionsWarning, match=r"Pos013 \+2"):
         data = bfdask.open_positions(stitched_file)
+    assert readers.planes_read() == before  # metadata only
     assert data.dims == ("P", "T", "C", "Z", "Y", "X")
     assert list(data["P"].values) == ["Pos004", "Pos013"]
     assert data.sizes["T"] == 7 and data.attrs["padded"] == {"Pos013": 2}
@@ -167,3 +171,23 @@ def test_mismatches(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no acquisition date.*times="):
         bfdask.open_positions(undated)
     assert bfdask.open_positions(undated, times=lambda name, spec: 0.0).sizes["T"] == 2
+
+
+def test_channel_names_must_agree(tmp_path: Path) -> None:
+    path = tmp_path / "names.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for index, (name, channels) in enumerate(
+            [("A/Pos001_S001", ["GFP", "RFP"]), ("B/Pos001_S001", ["RFP", "GFP"])]
+        ):
+            tif.write(
+                pixels(index, 1),
+                photometric="minisblack",
+                metadata={
+                    "axes": "TCZYX",
+                    "Name": name,
+                    "AcquisitionDate": str(START + np.timedelta64(index * 60, "s")),
+                    "Channel": {"Name": channels},
+                },
+            )
+    with pytest.raises(bfdask.PositionMismatchError, match="channel names"):
+        bfdask.open_positions(path)
