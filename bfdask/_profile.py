@@ -283,13 +283,14 @@ def profile(
     -------
     xarray.Dataset
         With ``stats`` or ``line="auto"``: one variable per statistic over the dims of ``data``
-        but ``Z``/``Y``/``X`` (e.g. ``P, T, C``; ``Z`` too when ``z=None``); the line used over
-        the same dims without ``C`` (``line_row0``, ``line_col0``, ``line_row1``,
-        ``line_col1``, ``line_width`` measured in px, ``linewidth`` used, ``line_step`` the
-        distance between samples, ``line_status``: 0 found, 1 blank, 2 not elongated, 3 other
-        failure; statistics are NaN where no line was found), with ``reference`` as an int
-        also ``line_reason`` (``""`` when found) and ``line_reference`` (the timepoint used)
-        coordinates per position; ``profile`` (dims ``..., distance``, NaN beyond each line's
+        but ``Z``/``Y``/``X`` (e.g. ``P, T, C``; ``Z`` too when ``z=None``). The line used:
+        ``line_row0``, ``line_col0``, ``line_row1``, ``line_col1``, ``line_width`` (measured,
+        px), ``linewidth`` (used), ``line_step`` (distance between samples), ``line_status``
+        (0 found, 1 blank, 2 not elongated, 3 other failure; the statistics are NaN where no
+        line was found), over ``P`` (one line per position) or, with ``reference="each"``,
+        over the dims of the statistics but ``C``; with ``reference`` a timepoint also the
+        coordinates ``line_reason`` (``""`` when found) and ``line_reference`` (the timepoint
+        used) per position. ``profile`` (dims ``..., distance``, NaN beyond each line's
         length) only with ``profiles=True``. Otherwise:
         ``profile`` (dims: every dim of ``data`` but ``Z``/``Y``/``X``, e.g. ``T, C``; then
         ``Z`` if ``z=None``; then ``distance``), and ``min``, ``max``, ``mean`` of the profile
@@ -518,7 +519,8 @@ def stats_block(
     """Statistics (and line, and optionally profile) of every plane of one block.
 
     ``block`` is ``(..., [Z,] Y, X)``; returns float64 ``(..., F)`` with ``F`` = statistics,
-    then :data:`LINE_FIELDS`, then ``task.n_profile`` profile samples (NaN-padded).
+    then :data:`LINE_FIELDS` (only with ``task.each``: lines found here), then
+    ``task.n_profile`` profile samples (NaN-padded).
     """
     from .line import find_line
 
@@ -526,8 +528,8 @@ def stats_block(
         block = _project(block, task.z)
     lead = block.shape[:-2]
     k = len(task.stats.names)
-    width = k + len(LINE_FIELDS) + task.n_profile
-    out = np.full((*lead, width), np.nan)
+    n_line = len(LINE_FIELDS) if task.each else 0
+    out = np.full((*lead, k + n_line + task.n_profile), np.nan)
     start = [0] * len(lead)
     if block_info is not None and 0 in block_info:
         start = [lo for lo, _ in block_info[0]["array-location"][: len(lead)]]
@@ -551,7 +553,8 @@ def stats_block(
             p = 0 if task.p_axis is None else start[task.p_axis] + index[task.p_axis]
             src, dst, lw, measured, reason = task.lines[p if len(task.lines) > 1 else 0]
         fields, step = _line_fields(src, dst, lw, measured, reason, task.scale)
-        out[(*index, slice(k, k + len(LINE_FIELDS)))] = fields
+        if n_line:
+            out[(*index, slice(k, k + n_line))] = fields
         if reason:
             continue
         spec = LineSpec(
@@ -567,7 +570,7 @@ def stats_block(
         out[(*index, slice(0, k))] = compute_stats(prof, task.stats, step)
         if task.n_profile:
             n = min(prof.size, task.n_profile)
-            out[(*index, slice(k + len(LINE_FIELDS), k + len(LINE_FIELDS) + n))] = prof[:n]
+            out[(*index, slice(k + n_line, k + n_line + n))] = prof[:n]
     return out
 
 
@@ -755,7 +758,8 @@ def _profile_stats(
         n_profile=n_profile if profiles else 0,
     )
     k = len(spec_stats.names)
-    fields = k + len(LINE_FIELDS) + task.n_profile
+    n_line = len(LINE_FIELDS) if each else 0
+    fields = k + n_line + task.n_profile
     n_loop = len(loop)
     out = da.map_blocks(
         stats_block,
@@ -777,12 +781,21 @@ def _profile_stats(
     variables: dict[str, Any] = {}
     for i, name in enumerate(spec_stats.names):
         variables[name] = table.isel(field=i, drop=True)
-    line_dims = [d for d in loop if d not in ("C", "S")]
-    first = {d: 0 for d in loop if d not in line_dims}
-    for j, name in enumerate(LINE_FIELDS):
-        variables[name] = table.isel(field=k + j, drop=True).isel(first, drop=True)
+    if each:  # lines found in the tasks, per timepoint
+        line_dims = [d for d in loop if d not in ("C", "S")]
+        first = {d: 0 for d in loop if d not in line_dims}
+        for j, name in enumerate(LINE_FIELDS):
+            variables[name] = table.isel(field=k + j, drop=True).isel(first, drop=True)
+    else:  # known before the tasks ran: plain numpy, per position (no tasks, nothing to read)
+        per_p = task.p_axis is not None
+        rows = np.stack([_line_fields(*line, scale)[0] for line in lines])
+        for j, name in enumerate(LINE_FIELDS):
+            values = rows[:, j] if per_p else rows[0, j]
+            variables[name] = xr.DataArray(
+                values, dims=("P",) if per_p else (), coords={"P": data["P"]} if per_p else {}
+            )
     if task.n_profile:
-        prof = table.isel(field=slice(k + len(LINE_FIELDS), None)).rename(field="distance")
+        prof = table.isel(field=slice(k + n_line, None)).rename(field="distance")
         variables["profile"] = prof.assign_coords(
             distance=xr.Variable("distance", np.arange(task.n_profile), {"units": "sample"})
         )
@@ -1124,7 +1137,10 @@ def _bad_timepoints_one(
             note(int(t), "blank", describe(name, t, column), float(scores[t, column]))
 
     if "line_status" in stats:
-        status = np.asarray(stats["line_status"].transpose("T", ...).values, float)
+        status_var = stats["line_status"]
+        if "T" not in status_var.dims:  # one line per position: it applies to every frame
+            status_var = status_var.expand_dims(T=size_t)
+        status = np.asarray(status_var.transpose("T", ...).values, float)
         status = status.reshape(size_t, -1)
         for t in np.nonzero(np.nan_to_num(status, nan=0.0).max(axis=1) > 0)[0]:
             code = int(np.nanmax(status[t]))

@@ -14,6 +14,7 @@ from skimage.measure import profile_line
 
 import bfdask
 from bfdask import demo
+from bfdask._profile import LINE_FIELDS
 from bfdask.positions import PaddedPositionsWarning
 from bfdask.stats import parse_stats
 
@@ -45,9 +46,9 @@ def reference_profiles(sample: Path, data: xr.DataArray, stats: xr.Dataset) -> n
         series = [s.asarray() for s in tif.series]
     out = []
     for p in range(data.sizes["P"]):
-        src = (float(stats["line_row0"][p, 0]), float(stats["line_col0"][p, 0]))
-        dst = (float(stats["line_row1"][p, 0]), float(stats["line_col1"][p, 0]))
-        width = int(stats["linewidth"][p, 0])
+        src = (float(stats["line_row0"][p]), float(stats["line_col0"][p]))
+        dst = (float(stats["line_row1"][p]), float(stats["line_col1"][p]))
+        width = int(stats["linewidth"][p])
         stack = np.concatenate([series[i] for i in dict.fromkeys(data["series"].values[p])])
         out.append(
             np.asarray(
@@ -96,7 +97,7 @@ def test_builtins_equal_numpy_on_a_skimage_loop(
     for p, ref in enumerate(refs):
         # the line was found near the tube the sample drew
         (r0, c0), (r1, c1) = SMALL.lines[p]
-        found = stats[["line_row0", "line_col0", "line_row1", "line_col1"]].isel(P=p, T=0)
+        found = stats[["line_row0", "line_col0", "line_row1", "line_col1"]].isel(P=p)
         ends = np.array(
             [[found["line_row0"], found["line_col0"]], [found["line_row1"], found["line_col1"]]],
             float,
@@ -104,10 +105,10 @@ def test_builtins_equal_numpy_on_a_skimage_loop(
         truth = np.array([[r0, c0], [r1, c1]], float)
         err = min(np.abs(ends - truth).max(), np.abs(ends[::-1] - truth).max())
         assert err < 3
-        assert float(stats["line_width"][p, 0]) == pytest.approx(
+        assert float(stats["line_width"][p]) == pytest.approx(
             SMALL.line_width / 2.5 * 2.3548, rel=0.2
         )
-        step = float(stats["line_step"][p, 0])
+        step = float(stats["line_step"][p])
         length = np.hypot(ends[1, 0] - ends[0, 0], ends[1, 1] - ends[0, 1]) * SMALL.physical_size
         assert step == pytest.approx(length / (ref.shape[-1] - 1))
         n = ref.shape[-1]
@@ -216,3 +217,38 @@ def test_dead_frame_is_nobodys_neighbour() -> None:
     stats = xr.Dataset({"max": ("T", values)}, coords={"T": np.arange(6) * 1800.0})
     bad = bfdask.bad_timepoints(stats, variables=["max"])
     assert bad["T"].tolist() == [4] and bad["reason"].tolist() == ["blank"]
+
+
+def test_statistics_run_in_the_reading_task(tmp_path: Path) -> None:
+    import dask
+    from dask.callbacks import Callback
+
+    path = tmp_path / "g&sizeX=400&sizeY=300&sizeZ=3&sizeC=2&sizeT=6&pixelType=uint16.fake"
+    path.touch()
+    data = bfdask.open(path)
+    blocks = data.data.npartitions
+    stats = bfdask.profile(
+        data, (20, 5), (280, 390), linewidth=3, stats=["min", "slope", np.median]
+    )
+    (optimized,) = dask.optimize(stats)
+    graph = dict(optimized.__dask_graph__())
+    tasks = [key for key, task in graph.items() if type(task).__name__ == "Task"]
+    heavy = [key for key in tasks if "bfdask-stats" in key[0]]
+    assert len(heavy) == blocks  # one task reads and reduces each block
+    assert not [key for key in tasks if key[0].startswith("bfdask-") and key not in heavy]
+    assert len(tasks) == blocks * 4  # + one pick per statistic; no profile unless asked
+
+    class Sizes(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.largest = 0
+
+        def _posttask(self, key, result, dsk, state, id) -> None:
+            if "finalize" not in str(key):  # the gathered result itself
+                self.largest = max(self.largest, int(getattr(result, "nbytes", 0)))
+
+    with Sizes() as sizes:
+        computed = stats.compute(scheduler="threads")
+    assert sizes.largest <= 2 * 3 * 8  # per block: 2 channels x 3 statistics, float64
+    assert set(computed.data_vars) == {"min", "slope", "median", *LINE_FIELDS}
+    assert computed["min"].dims == ("T", "C") and computed["line_width"].dims == ()
