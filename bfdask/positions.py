@@ -102,8 +102,13 @@ def _block_times(
     if times is not None:
         given = np.asarray(times(spec.series_name, spec), dtype=float)
         if given.ndim == 0:
-            start = float(given)
-            seconds = start + np.nan_to_num(relative - relative[0])
+            if not np.isfinite(relative).all():
+                raise ValueError(
+                    f"times({spec.series_name!r}) returned one number, but the series records "
+                    f"neither plane DeltaT nor a time increment in {path!r}: return one time "
+                    f"(s) per timepoint ({spec.size_t})."
+                )
+            seconds = float(given) + relative - relative[0]
         elif given.shape == (spec.size_t,):
             seconds = given
         else:
