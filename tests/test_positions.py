@@ -191,3 +191,37 @@ def test_channel_names_must_agree(tmp_path: Path) -> None:
             )
     with pytest.raises(bfdask.PositionMismatchError, match="channel names"):
         bfdask.open_positions(path)
+
+
+MAKE_LIF = Path(__file__).resolve().parents[2] / "shared" / "tools" / "make_lif.py"
+
+
+@pytest.mark.skipif(not MAKE_LIF.exists(), reason="shared tools not present")
+def test_leica_lif_times_from_its_timestamps(tmp_path: Path) -> None:
+    """A LIF (Leica's format, written by the project's make_lif tool): start dates and
+    per-plane time stamps come from the LIF's TimeStampList (s * 60 s + t * 2 s)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    path = tmp_path / "mf.lif"
+    subprocess.run(
+        [
+            *(sys.executable, str(MAKE_LIF), str(path), "--series", "3", "--t", "3"),
+            *("--z", "2", "--c", "2", "--y", "16", "--x", "20", "--dtype", "uint16"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    spec = importlib.util.spec_from_file_location("make_lif", MAKE_LIF)
+    make_lif = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_lif)
+    data = bfdask.open_positions(path)
+    assert list(data["P"].values) == ["Pos001", "Pos002", "Pos003"]
+    expected = np.array([[60.0 * s + 2.0 * t for t in range(3)] for s in range(3)])
+    np.testing.assert_allclose(data["time"].values, expected)
+    assert data["datetime"].values[2, 1] == np.datetime64("2024-01-01T00:02:02")
+    assert set(data["block"].values.ravel()) == {"Mark_and_Find_001"}
+    np.testing.assert_array_equal(
+        data.isel(P=2, T=1, C=1, Z=0).values, make_lif.expected_plane(2, 1, 0, 1, 16, 20)
+    )
