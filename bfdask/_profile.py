@@ -242,8 +242,9 @@ def profile(
         :func:`bfdask.line.find_line` in the Z projection (``z``; max when ``z=None``) of
         channel ``line_channel``: once per position at timepoint ``reference`` (these
         projections are computed when ``profile`` is called), or in every task for every
-        timepoint with ``reference="each"``. Endpoints at the structure's extent, clipped to
-        the image; ``linewidth`` (unless given) its half-maximum width, rounded. A position
+        timepoint with ``reference="each"`` (for every plane, with ``z=None``). Endpoints at
+        the structure's extent, clipped to the image; ``linewidth`` (unless given) its
+        half-maximum width, rounded. A position
         whose ``reference`` frame shows no line is tried at the next 3 timepoints
         (``line_reference`` records the one used).
     linewidth
