@@ -21,6 +21,7 @@ from .errors import (
     FileChangedError,
     JavaMemoryError,
     JVMError,
+    PositionMismatchError,
     SeriesIndexError,
     UnsupportedFormatError,
 )
@@ -44,14 +45,17 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "PositionMismatchError",
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
     "__version__",
     "bad_timepoints",
+    "find_line",
     "jvm_info",
     "list_series",
     "open",
+    "open_positions",
     "profile",
     "profile_series",
     "read_spec",
@@ -64,6 +68,8 @@ _LAZY = {
     "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
     "bad_timepoints": "bfdask._profile",
     "JVMPlugin": "bfdask.cluster",
+    "open_positions": "bfdask.positions",
+    "find_line": "bfdask.line",
 }
 
 

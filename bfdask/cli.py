@@ -23,17 +23,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bfdask")
 
+#: default positions pattern and statistics of the command line (no heavy imports here)
+DEFAULT_PATTERN = r"(?P<position>Pos\d+)"
+BUILTINS = ("min", "max", "mean", "min_max_ratio", "slope", "missing")
+STATS = "min,max,min_max_ratio,slope,missing"
 
-def _parse_line(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
+
+def _parse_line(text: str) -> tuple[tuple[float, float], tuple[float, float]] | str:
+    if text.strip().lower() == "auto":
+        return "auto"
     try:
         values = [float(v) for v in text.replace(" ", "").split(",")]
     except ValueError:
         values = []
     if len(values) != 4:
         raise argparse.ArgumentTypeError(
-            f"--line takes four numbers 'row0,col0,row1,col1' (pixels), not {text!r}"
+            f"--line takes 'auto' or four numbers 'row0,col0,row1,col1' (pixels), not {text!r}"
         )
     return (values[0], values[1]), (values[2], values[3])
+
+
+def _parse_stats(text: str) -> str:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BUILTINS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"--stats takes names of {', '.join(BUILTINS)}, comma-separated, "
+            f"not {unknown or text!r}"
+        )
+    return ",".join(names)
 
 
 def _parse_series(text: str) -> int | str:
@@ -73,8 +91,33 @@ def _parser() -> argparse.ArgumentParser:
         "--line",
         type=_parse_line,
         required=True,
-        metavar="ROW0,COL0,ROW1,COL1",
-        help="the line, (row, col) pixel coordinates of both ends",
+        metavar="auto|ROW0,COL0,ROW1,COL1",
+        help="the line: 'auto' (along the bright tube of each position) or (row, col) pixel "
+        "coordinates of both ends",
+    )
+    prof.add_argument(
+        "--positions",
+        nargs="?",
+        const=DEFAULT_PATTERN,
+        metavar="PATTERN",
+        help="stitch the series of each position along T (regex with a 'position' group "
+        f"matched on series names; default {DEFAULT_PATTERN!r})",
+    )
+    prof.add_argument(
+        "--stats",
+        type=_parse_stats,
+        metavar="NAMES",
+        help="statistics, comma-separated, of: " + ",".join(BUILTINS) + f" (default {STATS})",
+    )
+    prof.add_argument(
+        "--reference",
+        default="0",
+        metavar="T|each",
+        help="with --line auto: timepoint of each position whose projection gives the line (0),"
+        " or 'each' for a line per timepoint",
+    )
+    prof.add_argument(
+        "--out", type=Path, help="write the long table to this CSV (and .parquet with pyarrow)"
     )
     prof.add_argument(
         "--series",
@@ -83,7 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="series indices or names (default: all)",
     )
-    prof.add_argument("--linewidth", type=int, default=1, help="line width in pixels (1)")
+    prof.add_argument(
+        "--linewidth",
+        type=int,
+        default=None,
+        help="line width in pixels (1; with --line auto: the tube's measured width)",
+    )
     prof.add_argument(
         "--z", choices=["max", "mean", "sum"], default="max", help="Z projection (max)"
     )
@@ -146,40 +194,59 @@ def _info(path: Path) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import Sample, write_sample
+    from .demo import PositionsSample, write_positions_sample
 
-    sample = Sample()
-    path = write_sample(args.out, sample)
-    names = sample.series_names()
+    sample = PositionsSample()
+    path = write_positions_sample(args.out, sample)
+    series = sample.series()
+    blocks = ", ".join(f"{name!r} ({t} T)" for name, t, _ in sample.blocks)
     print(
-        f"wrote {path} ({len(names)} series, T={sample.size_t}, C={sample.size_c}, "
-        f"Z={sample.size_z}, {sample.size_y}x{sample.size_x} px)"
+        f"wrote {path}: {len(series)} series = {len(sample.positions)} positions x blocks "
+        f"{blocks}, written out of order (first: {series[0][0]!r}); C={sample.size_c}, "
+        f"Z={sample.size_z}, {sample.size_y}x{sample.size_x} px"
     )
+    position, block, t = sample.bad
     print(
-        f"injected failed acquisition: series {names[sample.bad_series]!r}, "
-        f"T={sample.bad_timepoint}"
+        f"injected failed acquisition: {block}/{position}_S001, timepoint {t} of the block "
+        f"(T={sample.bad_index()} of {position} stitched)"
     )
-    src, dst = sample.line
-    return _analyse(
+    return _analyse_positions(
         path,
-        src,
-        dst,
+        pattern=DEFAULT_PATTERN,
+        line="auto",
+        linewidth=None,
+        stats=STATS,
+        z="sum",
+        reference="0",
         series=None,
-        linewidth=sample.line_width,
-        z="max",
+        out=args.out / "stats.csv",
         plot=args.out / "profile.png",
         args=args,
     )
 
 
 def _profile(args: argparse.Namespace) -> int:
+    if args.line == "auto" or args.positions or args.stats or args.out:
+        return _analyse_positions(
+            args.path,
+            pattern=args.positions,
+            line=args.line,
+            linewidth=args.linewidth,
+            stats=args.stats or STATS,
+            z=args.z,
+            reference=args.reference,
+            series=args.series,
+            out=args.out,
+            plot=args.plot,
+            args=args,
+        )
     src, dst = args.line
     return _analyse(
         args.path,
         src,
         dst,
         series=args.series,
-        linewidth=args.linewidth,
+        linewidth=1 if args.linewidth is None else args.linewidth,
         z=args.z,
         plot=args.plot,
         args=args,
@@ -214,6 +281,84 @@ def _analyse(
         print(_table(name, stats, flagged[name]))
     if plot is not None:
         plot_stats(results, flagged, plot)
+        print(f"plot written to {plot.resolve()}")
+    return 0
+
+
+def _analyse_positions(
+    path: Path,
+    *,
+    pattern: str | None,
+    line: Any,
+    linewidth: int | None,
+    stats: str,
+    z: str,
+    reference: str,
+    series: list[int | str] | None,
+    out: Path | None,
+    plot: Path | None,
+    args: argparse.Namespace,
+) -> int:
+    """Statistics per position (stitched) or per series, table, CSV and plot."""
+    import warnings
+
+    import bfdask
+
+    from .positions import position_tables
+
+    ref: int | str = "each" if reference == "each" else int(reference)
+    if line == "auto":
+        where: dict[str, Any] = {"line": "auto", "reference": ref}
+    else:
+        where = {"src": line[0], "dst": line[1]}
+    options = {"stats": stats, "z": z, "linewidth": linewidth, **where}
+    with _client(args) as client:
+        from distributed import progress
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if pattern is not None:
+                lazy = [bfdask.profile(bfdask.open_positions(path, pattern), **options)]
+            else:
+                infos = bfdask.list_series(path)
+                wanted = series if series is not None else [i.index for i in infos]
+                lazy = [
+                    bfdask.profile(bfdask.open(path, series=s, ome=False), **options)
+                    for s in wanted
+                ]
+        for warning in caught:
+            if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
+                print(f"bfdask: warning: {warning.message}", file=sys.stderr)
+        futures = client.compute(lazy)
+        progress(futures)
+        print()
+        computed = client.gather(futures)
+    items: list[tuple[str, Any]] = []
+    for result in computed:
+        if "P" in result.dims:
+            items.extend(position_tables(result))
+        else:
+            items.append((str(result.attrs.get("series_name", "")), result))
+    flagged = {name: bfdask.bad_timepoints(ds) for name, ds in items}
+    names = [n.strip() for n in stats.split(",") if n.strip()]
+    for name, ds in items:
+        print(_position_table(name, ds, names, flagged[name]))
+    frame = long_table(items, flagged, names)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        print(f"table written to {out.resolve()} ({len(frame)} rows)")
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            frame.to_parquet(out.with_suffix(".parquet"), index=False)
+            print(f"table written to {out.with_suffix('.parquet').resolve()}")
+    if plot is None and out is not None:
+        plot = out.with_suffix(".png")
+    if plot is not None:
+        plot_positions(items, flagged, names, plot)
         print(f"plot written to {plot.resolve()}")
     return 0
 
@@ -292,6 +437,182 @@ def _table(name: str, stats: xr.Dataset, flagged: pd.DataFrame) -> str:
     else:
         lines.append("flagged timepoints: none")
     return "\n".join(lines) + "\n"
+
+
+def _times_s(ds: xr.Dataset) -> Any:
+    """Seconds of each T: the stitched ``time`` coordinate, else ``T`` (s), else NaN."""
+    import numpy as np
+
+    if "time" in ds.coords and ds["time"].dims == ("T",):
+        return np.asarray(ds["time"].values, dtype=float)
+    if "T" in ds.coords and np.issubdtype(ds["T"].dtype, np.floating):
+        return np.asarray(ds["T"].values, dtype=float)
+    return np.full(ds.sizes.get("T", 1), np.nan)
+
+
+def _blocks(ds: xr.Dataset) -> list[str]:
+    if "block" in ds.coords and ds["block"].dims == ("T",):
+        return [str(b) for b in ds["block"].values]
+    return [str(ds.attrs.get("series_name", ""))] * ds.sizes.get("T", 1)
+
+
+def long_table(
+    items: Sequence[tuple[str, xr.Dataset]],
+    flagged: dict[str, pd.DataFrame],
+    stats: Sequence[str],
+) -> pd.DataFrame:
+    """One row per position × timepoint × channel: ``position``, ``channel``, ``time_s``,
+    ``block``, one column per statistic, ``bad``, ``reason``.
+
+    Parameters
+    ----------
+    items
+        ``(position, computed Dataset with T[, C] dims)`` pairs (padding already dropped).
+    flagged
+        :func:`bfdask.bad_timepoints` of each position.
+    stats
+        The statistic columns, in order.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, ds in items:
+        reasons = dict(zip(flagged[name]["T"], flagged[name]["reason"]))
+        times, blocks = _times_s(ds), _blocks(ds)
+        t_index = [int(t) for t in ds["T"].values] if "T" in ds.coords else None
+        channels = [str(c) for c in ds["C"].values] if "C" in ds.dims else [""]
+        for i in range(ds.sizes.get("T", 1)):
+            t_label = t_index[i] if t_index is not None and "time" in ds.coords else i
+            for c, channel in enumerate(channels):
+                pick: dict[str, int] = {"T": i}
+                if "C" in ds.dims:
+                    pick["C"] = c
+                row: dict[str, Any] = {
+                    "position": name,
+                    "channel": channel,
+                    "time_s": float(times[i]),
+                    "block": blocks[i],
+                }
+                for stat in stats:
+                    row[stat] = float(ds[stat].isel(pick).values.max())
+                row["bad"] = t_label in reasons
+                row["reason"] = reasons.get(t_label, "")
+                rows.append(row)
+    return pd.DataFrame(
+        rows, columns=["position", "channel", "time_s", "block", *stats, "bad", "reason"]
+    )
+
+
+def _position_table(name: str, ds: xr.Dataset, stats: Sequence[str], flagged: pd.DataFrame) -> str:
+    """The whole time course of one position: a row per timepoint and channel."""
+    reasons = dict(zip(flagged["T"], flagged["reason"]))
+    times, blocks = _times_s(ds), _blocks(ds)
+    channels = [str(c) for c in ds["C"].values] if "C" in ds.dims else [""]
+    t_index = [int(t) for t in ds["T"].values] if "time" in ds.coords else None
+    head = f"{'T':>4} {'time (h)':>9} {'block':<20} {'channel':<8}" + "".join(
+        f" {stat[:13]:>13}" for stat in stats
+    )
+    lines = [f"== {name} ==", head]
+    for i in range(ds.sizes.get("T", 1)):
+        t = t_index[i] if t_index is not None else i
+        for c, channel in enumerate(channels):
+            pick: dict[str, int] = {"T": i}
+            if "C" in ds.dims:
+                pick["C"] = c
+            row = f"{t:>4} {times[i] / 3600:>9.2f} {blocks[i][:20]:<20} {channel[:8]:<8}"
+            row += "".join(f" {float(ds[s].isel(pick).values.max()):>13.4g}" for s in stats)
+            if t in reasons and c == 0:
+                row += f"   <- {reasons[t]}"
+            lines.append(row)
+    if len(flagged):
+        listed = ", ".join(f"T={t} ({r})" for t, r in zip(flagged["T"], flagged["reason"]))
+        lines.append(f"flagged timepoints: {listed}")
+    else:
+        lines.append("flagged timepoints: none")
+    return "\n".join(lines) + "\n"
+
+
+def plot_positions(
+    items: Sequence[tuple[str, xr.Dataset]],
+    flagged: dict[str, pd.DataFrame],
+    stats: Sequence[str],
+    path: str | os.PathLike[str],
+) -> None:
+    """One panel per position: each statistic (scaled to its largest value) against time over
+    all blocks, block boundaries dashed, flagged timepoints marked.
+
+    Parameters
+    ----------
+    items
+        ``(position, computed Dataset)`` pairs as for :func:`long_table`.
+    flagged
+        :func:`bfdask.bad_timepoints` of each position.
+    stats
+        The statistics to draw.
+    path
+        The PNG to write (its directory is created).
+    """
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(items))
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False, sharex=True
+    )
+    for ax, (name, ds) in zip(axes.flat, items):
+        hours = _times_s(ds) / 3600
+        if not np.isfinite(hours).any():
+            hours = np.arange(ds.sizes.get("T", 1), dtype=float)
+        channel = {"C": 0} if "C" in ds.dims else {}
+        for i, stat in enumerate(stats):
+            values = np.asarray(ds[stat].isel(channel).values, dtype=float)
+            top = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+            ax.plot(hours, values / (top or 1.0), ".-", color=f"C{i}", label=stat, ms=3)
+        blocks = _blocks(ds)
+        for i in range(1, len(blocks)):
+            if blocks[i] != blocks[i - 1]:
+                edge = (hours[i - 1] + hours[i]) / 2
+                ax.axvline(edge, color="0.5", ls="--", lw=1)
+                ax.annotate(
+                    f" {blocks[i]}",
+                    (edge, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=7,
+                    color="0.4",
+                    rotation=90,
+                    va="bottom",
+                )
+        bad = flagged.get(name)
+        t_index = [int(t) for t in ds["T"].values] if "time" in ds.coords else None
+        if bad is not None:
+            for t, reason in zip(bad["T"], bad["reason"]):
+                i = t_index.index(t) if t_index is not None else t
+                ax.axvline(hours[i], color="red", alpha=0.35, lw=6)
+                ax.annotate(
+                    f" T={t}: {reason}",
+                    (hours[i], 0.97),
+                    xycoords=("data", "axes fraction"),
+                    color="red",
+                    ha="left",
+                    va="top",
+                    fontsize=8,
+                )
+        channel_name = f" ({ds['C'].values[0]})" if "C" in ds.dims else ""
+        ax.set_title(f"{name}{channel_name}", fontsize=9)
+        ax.set_xlabel("time since first acquisition (h)")
+        ax.set_ylabel("statistic / its largest value")
+        ax.legend(fontsize=7, loc="lower left")
+    for ax in list(axes.flat)[len(items) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_stats(

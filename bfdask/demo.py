@@ -129,3 +129,173 @@ def write_sample(directory: str | os.PathLike[str], sample: Sample | None = None
                 },
             )
     return path
+
+
+# -- a sample shaped like the user's file: positions over several acquisition blocks -----------
+
+
+@dataclass(frozen=True)
+class PositionsSample:
+    """A Mark-and-Find time-lapse stopped and restarted: positions × acquisition blocks.
+
+    Every position is imaged in every block (but ``absent``), one series per (block,
+    position), named ``<block>/<position>_S001`` like a Leica LIF, written to the file in a
+    shuffled order, each with its OME ``AcquisitionDate`` (block start + a few minutes per
+    position) and plane ``DeltaT``. The tube of each position lies along its own line; a lesion
+    appears after the first block, deepens and recovers. One frame (``bad``: position, block,
+    timepoint within the block) is a failed acquisition, almost no fluorescence.
+    """
+
+    positions: tuple[str, ...] = ("Pos004", "Pos008", "Pos013")
+    #: (block name, timepoints, hours from the first acquisition to the block's start)
+    blocks: tuple[tuple[str, int, float], ...] = (
+        ("Pre lesion 2x", 2, 0.0),
+        ("22.5h to 41h pSCI", 6, 22.5),
+        ("63 to 72.5hpSCI", 4, 63.0),
+    )
+    #: (position, block) pairs not acquired (the position has fewer timepoints)
+    absent: tuple[tuple[str, str], ...] = (("Pos013", "63 to 72.5hpSCI"),)
+    #: the tube of each position, ``(row, col)`` ends in pixels
+    lines: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
+        ((40, 12), (56, 243)),
+        ((70, 20), (22, 236)),
+        ((48, 30), (48, 225)),
+    )
+    line_width: int = 9
+    bad: tuple[str, str, int] = ("Pos008", "22.5h to 41h pSCI", 3)
+    size_c: int = 2
+    size_z: int = 4
+    size_y: int = 96
+    size_x: int = 256
+    interval: float = 1800.0  # s between timepoints within a block
+    position_offset: float = 300.0  # s between the positions of one cycle
+    start: str = "2026-03-02T09:00:00"
+    physical_size: float = 0.65
+    z_step: float = 2.0
+    channel_names: tuple[str, ...] = ("GFP", "mCherry")
+    seed: int = 11
+
+    def series(self) -> list[tuple[str, str, int, float]]:
+        """``(series name, position, timepoints, start in s)`` of every series, in the shuffled
+        order they are written."""
+        out = []
+        for block, size_t, hours in self.blocks:
+            for p, position in enumerate(self.positions):
+                if (position, block) in self.absent:
+                    continue
+                name = f"{block}/{position}_S001"
+                out.append((name, position, size_t, hours * 3600 + p * self.position_offset))
+        order = np.random.default_rng(self.seed).permutation(len(out))
+        return [out[i] for i in order]
+
+    def timepoints(self, position: str) -> list[tuple[str, int, float]]:
+        """``(block, index within the block, s since the first acquisition)`` of every
+        timepoint of ``position``, in time order."""
+        p = self.positions.index(position)
+        out = []
+        for block, size_t, hours in self.blocks:
+            if (position, block) in self.absent:
+                continue
+            for t in range(size_t):
+                out.append((block, t, hours * 3600 + p * self.position_offset + t * self.interval))
+        return out
+
+    def bad_index(self) -> int:
+        """Index along the stitched T of the failed acquisition of position ``bad[0]``."""
+        position, block, t = self.bad
+        return self.timepoints(position).index(
+            next(x for x in self.timepoints(position) if x[0] == block and x[1] == t)
+        )
+
+
+def _lesion_at(seconds: float) -> float:
+    """Fraction of fluorescence the lesion removes ``seconds`` after the first acquisition:
+    none before 12 h, deepest near 40 h, mostly recovered by 72 h."""
+    hours = seconds / 3600
+    if hours < 12:
+        return 0.0
+    return 0.7 * float(np.exp(-(((hours - 40) / 18) ** 2)))
+
+
+def _render_position(
+    sample: PositionsSample, p: int, times: list[float], failed: set[int], rng: np.random.Generator
+) -> np.ndarray:
+    """Pixels (T, C, Z, Y, X) uint16 of position ``p`` at the given times (s)."""
+    (r0, c0), (r1, c1) = sample.lines[p]
+    yy, xx = np.mgrid[0 : sample.size_y, 0 : sample.size_x].astype(np.float64)
+    dr, dc = r1 - r0, c1 - c0
+    length = np.hypot(dr, dc)
+    along = ((yy - r0) * dr + (xx - c0) * dc) / length**2
+    across = np.abs((yy - r0) * dc - (xx - c0) * dr) / length
+    sigma = sample.line_width / 2.5
+    tube = np.exp(-0.5 * (across / sigma) ** 2) * (0.85 + 0.15 * np.sin(3 * np.pi * along))
+    tube *= (along >= 0) & (along <= 1)
+    lesion = np.exp(-0.5 * ((along - 0.5) / 0.05) ** 2)
+    focus = np.exp(-0.5 * ((np.arange(sample.size_z) - (sample.size_z - 1) / 2) / 1.2) ** 2)
+    brightness = np.array([3000.0, 1800.0, 1200.0, 900.0])
+    out = np.empty(
+        (len(times), sample.size_c, sample.size_z, sample.size_y, sample.size_x), np.uint16
+    )
+    for t, seconds in enumerate(times):
+        signal = tube * (1 - _lesion_at(seconds) * lesion)
+        for c in range(sample.size_c):
+            level = brightness[c % 4] * (1 - 0.002 * seconds / 3600) * (0.03 if t in failed else 1)
+            for z in range(sample.size_z):
+                mean = 100 + level * focus[z] * signal
+                out[t, c, z] = np.clip(rng.normal(mean, np.sqrt(mean) * 2), 0, 65535)
+    return out
+
+
+def write_positions_sample(
+    directory: str | os.PathLike[str], sample: PositionsSample | None = None
+) -> Path:
+    """Write :class:`PositionsSample` as ``<directory>/positions.ome.tif`` (tifffile).
+
+    Parameters
+    ----------
+    directory
+        Created if missing.
+    sample
+        What to write; default :class:`PositionsSample()`.
+
+    Returns
+    -------
+    pathlib.Path
+        The OME-TIFF: one OME Image (Bio-Formats series) per (block, position), in shuffled
+        order, with names, acquisition dates, plane DeltaT, pixel sizes and channel names.
+    """
+    import tifffile
+
+    sample = PositionsSample() if sample is None else sample
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "positions.ome.tif"
+    first = np.datetime64(sample.start, "s")
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for index, (name, position, size_t, start) in enumerate(sample.series()):
+            block = name.split("/")[0]
+            p = sample.positions.index(position)
+            times = [start + t * sample.interval for t in range(size_t)]
+            failed = {sample.bad[2]} if (position, block) == sample.bad[:2] else set()
+            rng = np.random.default_rng(sample.seed * 1000 + index)
+            pixels = _render_position(sample, p, times, failed, rng)
+            planes = sample.size_c * sample.size_z
+            delta = [float(t * sample.interval) for t in range(size_t) for _ in range(planes)]
+            tif.write(
+                pixels,
+                photometric="minisblack",
+                metadata={
+                    "axes": "TCZYX",
+                    "Name": name,
+                    "AcquisitionDate": str(first + np.timedelta64(round(start), "s")),
+                    "PhysicalSizeX": sample.physical_size,
+                    "PhysicalSizeXUnit": "µm",
+                    "PhysicalSizeY": sample.physical_size,
+                    "PhysicalSizeYUnit": "µm",
+                    "PhysicalSizeZ": sample.z_step,
+                    "PhysicalSizeZUnit": "µm",
+                    "Channel": {"Name": list(sample.channel_names[: sample.size_c])},
+                    "Plane": {"DeltaT": delta, "DeltaTUnit": ["s"] * len(delta)},
+                },
+            )
+    return path

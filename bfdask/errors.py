@@ -45,6 +45,10 @@ class JavaMemoryError(BfdaskError, MemoryError):
     """The JVM ran out of heap; the message names the heap size and how to raise it."""
 
 
+class PositionMismatchError(BfdaskError, ValueError):
+    """Series to be stitched into one array differ in shape, channels or data type."""
+
+
 class JVMError(BfdaskError, RuntimeError):
     """The JVM cannot be started or used in this process (e.g. a forked child)."""
 
@@ -56,6 +60,7 @@ __all__ = [
     "FileChangedError",
     "JVMError",
     "JavaMemoryError",
+    "PositionMismatchError",
     "SeriesIndexError",
     "UnsupportedFormatError",
 ]

@@ -55,6 +55,7 @@ class ImageSpec:
     timestamps: tuple[float, ...] = field(default=(), repr=False)  # s, per T (DeltaT), if known
     mtime_ns: int = 0  # the file's modification time when this spec was read (0: not a file)
     file_size: int = 0  # and its size in bytes; together they detect a file changed later
+    acquisition_date: str | None = None  # ISO 8601 (OME Image AcquisitionDate), if recorded
 
     @property
     def stamp(self) -> tuple[int, int] | None:
@@ -178,6 +179,9 @@ def spec_from_reader(
         name = _store_get(store, "getChannelName", "(II)Ljava/lang/String;", series, c)
         names.append(str(name) if name else f"C{c}")
     series_name = _store_get(store, "getImageName", "(I)Ljava/lang/String;", series)
+    acquired = _store_get(
+        store, "getImageAcquisitionDate", "(I)Lome/xml/model/primitives/Timestamp;", series
+    )
     return ImageSpec(
         path=reader.path,
         series=series,
@@ -206,7 +210,17 @@ def spec_from_reader(
         else _timestamps(reader, store, series, size_t),
         mtime_ns=reader.stamp[1] if reader.stamp else 0,
         file_size=reader.stamp[0] if reader.stamp else 0,
+        acquisition_date=_text(acquired),
     )
+
+
+def _text(java_object: Any) -> str | None:
+    """``toString()`` of an optional Java object (None stays None)."""
+    if java_object is None:
+        return None
+    import javabridge
+
+    return str(javabridge.call(java_object, "toString", "()Ljava/lang/String;")) or None
 
 
 def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) -> tuple[float, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*Creating scratch directories.*
 
 SAMPLE = demo.Sample()
 BAD = SAMPLE.series_names()[SAMPLE.bad_series]
+POSITIONS = demo.PositionsSample()
 
 
 def _command() -> list[str]:
@@ -62,25 +64,68 @@ def test_demo_end_to_end(demo_run: tuple[Path, subprocess.CompletedProcess, floa
     assert plot.stat().st_size > 10_000
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot written to {plot.resolve()}" in done.stdout
+    # the stitched per-position tables: every block, the whole time course, the dead frame
+    position, block, _ = POSITIONS.bad
     flags = _flags(done.stdout)
     assert flags == {
-        name: (f"T={SAMPLE.bad_timepoint} (blank)" if name == BAD else "none")
-        for name in SAMPLE.series_names()
+        p: (f"T={POSITIONS.bad_index()} (blank)" if p == position else "none")
+        for p in POSITIONS.positions
     }
+    for name, _, _ in POSITIONS.blocks:
+        assert name in done.stdout
+    assert "padded with NaN" in done.stderr  # Pos013 misses the last block, and says so
+    table = _read_csv(out / "stats.csv")
+    assert len(table) == sum(len(POSITIONS.timepoints(p)) for p in POSITIONS.positions) * 2
+    flagged = [row for row in table if row["bad"] == "True"]
+    assert [(r["position"], r["block"]) for r in flagged] == [(position, block)] * 2  # 2 channels
     # no Bio-Formats / distributed log noise
     for noise in ("INFO", "WARN", "DEBUG", "distributed.", "Traceback"):
         assert noise not in done.stdout
         assert noise not in done.stderr
 
 
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_profile_on_an_existing_cluster(
-    demo_run: tuple[Path, subprocess.CompletedProcess, float], tmp_path: Path
-) -> None:
-    distributed = pytest.importorskip("distributed")
-    out, done, _ = demo_run
+def test_profile_positions_auto_line_csv(tmp_path: Path) -> None:
+    sample = demo.PositionsSample(bad=("Pos004", "22.5h to 41h pSCI", 2), size_z=2)
+    path = demo.write_positions_sample(tmp_path, sample)
+    out = tmp_path / "out" / "stats.csv"
+    stats = "min,max,min_max_ratio,slope,missing"
+    done, _ = _run(
+        [
+            *("profile", str(path), "--positions", "--line", "auto", "--stats", stats),
+            *("--z", "sum", "--out", str(out), "--workers", "1"),
+        ]
+    )
     assert done.returncode == 0, done.stderr
+    table = _read_csv(out)
+    columns = ["position", "channel", "time_s", "block", *stats.split(","), "bad", "reason"]
+    assert list(table[0]) == columns
+    assert len(table) == (12 + 12 + 8) * 2  # position x timepoint x channel, no padding rows
+    flagged = {
+        (r["position"], r["block"], r["time_s"], r["reason"]) for r in table if r["bad"] == "True"
+    }
+    seconds = 22.5 * 3600 + 2 * sample.interval  # Pos004 is the first acquisition
+    assert flagged == {("Pos004", "22.5h to 41h pSCI", str(seconds), "blank")}
+    assert {r["position"] for r in table} == {"Pos004", "Pos008", "Pos013"}
+    assert (out.with_suffix(".png")).stat().st_size > 10_000
+    if importlib.util.find_spec("pyarrow") is not None:
+        assert out.with_suffix(".parquet").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_profile_on_an_existing_cluster(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    path = demo.write_sample(tmp_path, SAMPLE)
     (r0, c0), (r1, c1) = SAMPLE.line
     plot = tmp_path / "plots" / "two.png"
     with distributed.LocalCluster(
@@ -93,7 +138,7 @@ def test_profile_on_an_existing_cluster(
         result, seconds = _run(
             [
                 "profile",
-                str(out / "embryos.ome.tif"),
+                str(path),
                 "--series",
                 "1",
                 SAMPLE.series_names()[2],
@@ -134,3 +179,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, capsys) -> None:
         main(["profile", "x.lif", "--line", "1,2,3"])
     assert exit_.value.code == 2
     assert "four numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["profile", "x.lif", "--line", "auto", "--stats", "min,median"])
+    assert main(["profile", str(tmp_path / "none.lif"), "--line", "auto", "--positions"]) == 1
+    assert "none.lif" in capsys.readouterr().err

@@ -1,0 +1,421 @@
+"""Positions stitched across acquisition blocks: :func:`open_positions`.
+
+A Mark-and-Find time-lapse that was stopped and restarted stores every position (an embryo) in
+several series, one per acquisition block, e.g. ``Pre lesion 2x/Pos008_S001`` and
+``22.5h to 41h pSCI/Pos008_S001``. :func:`open_positions` groups the series of a file by the
+``position`` group of a regular expression matched on the series name, orders each group's
+series by acquisition time and concatenates them along ``T``, lazily (metadata only, no pixel
+reads), into one DataArray with dims ``(P, T, C, Z, Y, X)``.
+
+Time of each timepoint: the series' OME ``AcquisitionDate`` plus the plane's ``DeltaT`` (or
+``T × TimeIncrement``), or what a user function returns. Positions acquire at different moments
+of each cycle, so times are per (position, timepoint): 2-D coordinates ``time`` (s since the
+first acquisition of the file), ``datetime`` and ``block`` over ``(P, T)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import PositionMismatchError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .metadata import ImageSpec
+
+#: default pattern: the ``Pos<NNN>`` part of a Leica Mark-and-Find series name
+DEFAULT_PATTERN = r"(?P<position>Pos\d+)"
+
+#: what ``z=`` accepts when the Z stacks of the blocks differ
+Z_POLICIES = ("error", "pad", "crop")
+
+#: a user's time function: (series name, ImageSpec) -> seconds of its first timepoint, or one
+#: value per timepoint (seconds, any common origin)
+TimeFunction = Callable[[str, "ImageSpec"], "float | Sequence[float]"]
+
+
+class UnmatchedSeriesWarning(UserWarning):
+    """Series whose names the positions pattern does not match (they are left out)."""
+
+
+class PaddedPositionsWarning(UserWarning):
+    """Positions with fewer timepoints than the longest were padded with NaN."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One series of a position: where it is, its label and the absolute time of each T."""
+
+    series: int
+    name: str
+    block: str
+    seconds: tuple[float, ...]  # per T, on one clock shared by every block of the file
+    datetimes: tuple[Any, ...]  # numpy datetime64[ms] per T (NaT if unknown)
+
+
+def _block_label(name: str, match: re.Match[str]) -> str:
+    """The acquisition block of a series: its name before the position part (``Pre lesion 2x``)."""
+    head = name[: match.start()].rstrip(" /_-")
+    return head or name
+
+
+def _datetime(text: str | None) -> np.datetime64 | None:
+    """An OME AcquisitionDate as a naive UTC ``datetime64[ms]`` (None if absent/unparsable)."""
+    if not text:
+        return None
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(stamp.to_datetime64(), "ms")
+
+
+def _relative_times(spec: ImageSpec) -> np.ndarray:
+    """Seconds of each T from the series' start: plane DeltaT, else T × TimeIncrement."""
+    if spec.timestamps and len(spec.timestamps) == spec.size_t:
+        return np.asarray(spec.timestamps, float)
+    if spec.time_increment:
+        return np.arange(spec.size_t) * spec.time_increment
+    if spec.size_t == 1:
+        return np.zeros(1)
+    return np.full(spec.size_t, np.nan)
+
+
+def _block_times(
+    spec: ImageSpec, times: TimeFunction | None, path: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds on the file's shared clock, datetime64) of each T of one series."""
+    relative = _relative_times(spec)
+    acquired = _datetime(spec.acquisition_date)
+    if times is not None:
+        given = np.asarray(times(spec.series_name, spec), dtype=float)
+        if given.ndim == 0:
+            if not np.isfinite(relative).all():
+                raise ValueError(
+                    f"times({spec.series_name!r}) returned one number, but the series records "
+                    f"neither plane DeltaT nor a time increment in {path!r}: return one time "
+                    f"(s) per timepoint ({spec.size_t})."
+                )
+            seconds = float(given) + relative - relative[0]
+        elif given.shape == (spec.size_t,):
+            seconds = given
+        else:
+            raise ValueError(
+                f"times({spec.series_name!r}) returned {given.shape[0]} values for a series "
+                f"of {spec.size_t} timepoints in {path!r}: return one number (the start, s) "
+                "or one per timepoint."
+            )
+        if acquired is not None:
+            offsets = ((seconds - seconds[0]) * 1000).round().astype("timedelta64[ms]")
+            return seconds, acquired + offsets
+        return seconds, np.full(spec.size_t, np.datetime64("NaT"), "datetime64[ms]")
+    if acquired is None:
+        raise ValueError(
+            f"series {spec.series_name!r} of {path!r} records no acquisition date (OME "
+            "Image AcquisitionDate), so its block cannot be placed in time; pass "
+            "times=function(name, spec) returning its start in seconds (e.g. parsed from the "
+            "block name)."
+        )
+    if not np.isfinite(relative).all():
+        raise ValueError(
+            f"series {spec.series_name!r} of {path!r} records neither plane DeltaT nor a time "
+            "increment, so its timepoints cannot be placed in time; pass times=function(name, "
+            "spec) returning one time (s) per timepoint."
+        )
+    epoch = acquired.astype("datetime64[ms]").astype(np.int64) / 1000.0
+    offsets = (relative * 1000).round().astype("timedelta64[ms]")
+    return epoch + relative, acquired + offsets
+
+
+def _natural_key(label: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
+def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z: str) -> None:
+    """Raise :class:`PositionMismatchError` if ``spec`` cannot be stacked with ``first``."""
+    checks = [
+        ("Y/X size", (first.size_y, first.size_x), (spec.size_y, spec.size_x)),
+        ("channel count", first.size_c, spec.size_c),
+        ("channel names", first.channel_names, spec.channel_names),
+        ("samples per pixel", first.samples, spec.samples),
+        ("data type", first.dtype, spec.dtype),
+    ]
+    if z == "error":
+        checks.append(("Z size", first.size_z, spec.size_z))
+    for what, a, b in checks:
+        if a != b:
+            hint = (
+                " Pass z='pad' (zeros beyond a short stack) or z='crop' (central planes of "
+                "the smallest stack) to stitch them anyway."
+                if what == "Z size"
+                else " Only series of the same kind can be stitched; choose them with a "
+                "narrower pattern."
+            )
+            raise PositionMismatchError(
+                f"cannot stitch series {first.series_name!r} and {spec.series_name!r} of "
+                f"{path!r}: {what} {a} vs {b}.{hint}"
+            )
+
+
+def _fit_z(array: xr.DataArray, size_z: int, how: str) -> xr.DataArray:
+    """Pad (zeros at the end) or crop (central planes) the Z axis to ``size_z``."""
+    have = array.sizes["Z"]
+    if have == size_z:
+        return array
+    if how == "crop":
+        start = (have - size_z) // 2
+        return array.isel(Z=slice(start, start + size_z))
+    padded = array.pad(Z=(0, size_z - have), constant_values=0)
+    if "Z" in padded.coords:
+        step = float(array["Z"][1] - array["Z"][0]) if have > 1 else 1.0
+        padded = padded.assign_coords(Z=np.arange(size_z) * step)
+    return padded
+
+
+def _pad_dtype(dtype: np.dtype) -> np.dtype:
+    """The float dtype that holds ``dtype`` and NaN."""
+    if np.issubdtype(dtype, np.floating):
+        return dtype
+    return np.dtype(np.float32) if dtype.itemsize <= 2 else np.dtype(np.float64)
+
+
+def open_positions(
+    path: str | os.PathLike[str],
+    pattern: str | re.Pattern[str] = DEFAULT_PATTERN,
+    *,
+    times: TimeFunction | None = None,
+    z: str = "error",
+    chunks: Mapping[str, Any] | None = None,
+) -> xr.DataArray:
+    """Open every position of a file, its series stitched along T in acquisition order.
+
+    Series are grouped by the ``position`` group of ``pattern`` searched in each series name;
+    each group's series (acquisition blocks) are ordered by the time of their first timepoint
+    and concatenated along ``T``. Only metadata is read.
+
+    Parameters
+    ----------
+    path
+        Any file Bio-Formats reads with several series (LIF, CZI, OME-TIFF...).
+    pattern
+        Regular expression with a named group ``position``, searched in each series name
+        (:func:`re.search`). Default ``(?P<position>Pos\\d+)``: ``Pre lesion 2x/Pos008_S001``
+        belongs to position ``Pos008``, block ``Pre lesion 2x`` (the name before the match).
+    times
+        Optional ``times(series_name, spec)`` giving the time of a series in seconds (any
+        origin shared by all series): one number (its first timepoint; the others follow from
+        its DeltaT/TimeIncrement) or one number per timepoint. Default: the series' OME
+        ``AcquisitionDate`` plus each plane's ``DeltaT`` (else ``T × TimeIncrement``).
+    z
+        When the blocks' Z stacks differ: ``"error"`` (default), ``"pad"`` (zeros after the
+        shorter stacks: they add nothing to a sum or max projection of non-negative data) or
+        ``"crop"`` (the central planes of every stack, as many as the smallest has).
+    chunks
+        Passed to :func:`bfdask.open` for every series.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(P, T, C, Z, Y, X)`` (``S`` last for RGB), backed by dask. ``P`` holds the
+        position labels (natural order); ``T`` the timepoint index within each position.
+        Coordinates over ``(P, T)``: ``time`` (s since the first acquisition of the stitched
+        series, ``units="s"``), ``datetime`` (absolute, ``datetime64``; NaT when the file has
+        no date), ``block`` (block name) and ``series`` (series index, -1 for padding).
+        Positions with fewer timepoints than the longest are padded with NaN (the array is
+        then float; ``attrs["padded"]`` says how many per position and a
+        :class:`PaddedPositionsWarning` says so); padded timepoints have ``time`` NaN.
+
+    Raises
+    ------
+    ValueError
+        ``pattern`` has no ``position`` group, matches no series, a series has no time (no
+        AcquisitionDate and no ``times``), or ``z`` is unknown.
+    PositionMismatchError
+        Two series to be stitched differ in Y/X size, channel count or names, samples per
+        pixel, data type, or Z size (with ``z="error"``); the message names both series (a
+        ``ValueError``).
+
+    Warns
+    -----
+    UnmatchedSeriesWarning
+        Naming the series ``pattern`` does not match (they are left out, never silently).
+    PaddedPositionsWarning
+        When short positions were padded with NaN.
+    """
+    import dask.array as da
+    import xarray as xr
+
+    from . import list_series, read_spec
+    from . import open as bf_open
+
+    regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+    if "position" not in regex.groupindex:
+        raise ValueError(
+            f"pattern {regex.pattern!r} has no named group 'position'; write it as e.g. "
+            r"r'(?P<position>Pos\d+)'."
+        )
+    if z not in Z_POLICIES:
+        raise ValueError(f"z must be one of {Z_POLICIES}, not {z!r}")
+    where = os.fspath(path)
+    infos = list_series(path)
+    groups: dict[str, list[tuple[int, str, str]]] = {}
+    unmatched = []
+    for info in infos:
+        match = regex.search(info.name)
+        if match is None or match.group("position") is None:
+            unmatched.append(info.name)
+            continue
+        groups.setdefault(match.group("position"), []).append(
+            (info.index, info.name, _block_label(info.name, match))
+        )
+    if not groups:
+        raise ValueError(
+            f"pattern {regex.pattern!r} matches none of the {len(infos)} series of {where!r} "
+            f"(e.g. {[i.name for i in infos[:5]]}); bfdask.list_series(path) lists them."
+        )
+    if unmatched:
+        warnings.warn(
+            f"{len(unmatched)} series of {where!r} do not match {regex.pattern!r} and are left "
+            f"out: {unmatched}",
+            UnmatchedSeriesWarning,
+            stacklevel=2,
+        )
+
+    specs = {
+        index: read_spec(path, index) for members in groups.values() for index, _, _ in members
+    }
+    first = specs[next(iter(groups.values()))[0][0]]
+    for spec in specs.values():
+        _check_same(where, first, spec, z)
+    size_z = {
+        "error": first.size_z,
+        "pad": max(s.size_z for s in specs.values()),
+        "crop": min(s.size_z for s in specs.values()),
+    }[z]
+
+    positions: dict[str, list[Block]] = {}
+    for label, members in groups.items():
+        blocks = []
+        for index, name, block in members:
+            seconds, stamps = _block_times(specs[index], times, where)
+            blocks.append(Block(index, name, block, tuple(seconds), tuple(stamps)))
+        blocks.sort(key=lambda b: (b.seconds[0], b.series))
+        positions[label] = blocks
+    labels = sorted(positions, key=_natural_key)
+    origin = min(b.seconds[0] for blocks in positions.values() for b in blocks)
+    lengths = {label: sum(len(b.seconds) for b in positions[label]) for label in labels}
+    size_t = max(lengths.values())
+
+    stacked = []
+    for label in labels:
+        parts = []
+        for b in positions[label]:
+            part = bf_open(path, series=b.series, chunks=chunks, ome=False)
+            part = part.drop_vars("T", errors="ignore")
+            if z != "error":
+                part = _fit_z(part, size_z, z)
+            parts.append(part)
+        stacked.append(xr.concat(parts, dim="T", join="override", combine_attrs="drop"))
+    padded = {label: size_t - lengths[label] for label in labels if lengths[label] < size_t}
+    dtype = np.dtype(first.dtype)
+    if padded:
+        dtype = _pad_dtype(dtype)
+        warnings.warn(
+            f"positions with fewer timepoints than the longest ({size_t}) are padded with NaN "
+            f"in {where!r}: " + ", ".join(f"{k} +{n}" for k, n in padded.items()),
+            PaddedPositionsWarning,
+            stacklevel=2,
+        )
+    arrays = []
+    for item in stacked:
+        array = item.data.astype(dtype) if item.dtype != dtype else item.data
+        missing = size_t - item.sizes["T"]
+        if missing:
+            tail = da.full(
+                (missing, *array.shape[1:]),
+                np.nan,
+                dtype=dtype,
+                chunks=(1, *array.chunksize[1:]),
+            )
+            array = da.concatenate([array, tail], axis=0)
+        arrays.append(array)
+    data = da.stack(arrays, axis=0)
+
+    time = np.full((len(labels), size_t), np.nan)
+    stamp = np.full((len(labels), size_t), np.datetime64("NaT"), "datetime64[ms]")
+    block = np.full((len(labels), size_t), "", dtype=object)
+    series = np.full((len(labels), size_t), -1, dtype=np.int64)
+    for p, label in enumerate(labels):
+        t = 0
+        for b in positions[label]:
+            n = len(b.seconds)
+            time[p, t : t + n] = np.asarray(b.seconds) - origin
+            stamp[p, t : t + n] = np.asarray(b.datetimes, "datetime64[ms]")
+            block[p, t : t + n] = b.block
+            series[p, t : t + n] = b.series
+            t += n
+    dims = ("P", *stacked[0].dims)
+    coords: dict[str, Any] = {
+        name: coord for name, coord in stacked[0].coords.items() if "T" not in coord.dims
+    }
+    coords["P"] = xr.Variable("P", np.asarray(labels, dtype=object))
+    coords["T"] = xr.Variable("T", np.arange(size_t), {"long_name": "timepoint of the position"})
+    coords["time"] = xr.Variable(("P", "T"), time, {"units": "s", "since": _origin_text(stamp)})
+    coords["datetime"] = xr.Variable(("P", "T"), stamp)
+    coords["block"] = xr.Variable(("P", "T"), block)
+    coords["series"] = xr.Variable(("P", "T"), series)
+    attrs: dict[str, Any] = {
+        "path": first.path,
+        "pattern": regex.pattern,
+        "positions": len(labels),
+        "padded": dict(padded),
+        "z_policy": z,
+    }
+    for key in ("physical_size_x", "physical_size_y", "physical_size_z"):
+        value = getattr(first, key)
+        if value is not None:
+            attrs[key] = value
+    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="positions")
+
+
+def _origin_text(stamps: np.ndarray) -> str:
+    """The first acquisition as ISO text ('' when the file records no dates)."""
+    valid = stamps[~np.isnat(stamps)]
+    return str(valid.min()) if valid.size else ""
+
+
+def position_tables(
+    stats: xr.Dataset,
+) -> list[tuple[str, xr.Dataset]]:
+    """Split a (P, T, ...) Dataset into one Dataset per position, padded timepoints dropped."""
+    if "P" not in stats.dims:
+        return [(str(stats.attrs.get("series_name", "")), stats)]
+    out = []
+    for p in range(stats.sizes["P"]):
+        one = stats.isel(P=p)
+        if "time" in one.coords:
+            keep = np.isfinite(np.asarray(one["time"].values, float))
+            one = one.isel(T=np.nonzero(keep)[0])
+        out.append((str(one["P"].values), one))
+    return out
+
+
+__all__ = [
+    "DEFAULT_PATTERN",
+    "PaddedPositionsWarning",
+    "PositionMismatchError",
+    "UnmatchedSeriesWarning",
+    "open_positions",
+]
