@@ -50,9 +50,11 @@ __all__ = [
     "jvm_info",
     "list_series",
     "open",
+    "open_all",
     "profile",
     "profile_series",
     "read_spec",
+    "to_ome_zarr",
 ]
 
 # Parts that import heavier libraries (scikit-image, distributed) load on first use.
@@ -61,6 +63,7 @@ _LAZY = {
     "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
     "bad_timepoints": "bfdask._profile",
     "JVMPlugin": "bfdask.cluster",
+    "to_ome_zarr": "bfdask.zarr",  # imports zarr
 }
 
 
@@ -132,6 +135,44 @@ def open(
     from .array import open_series
 
     return open_series(path, series, resolution, chunks, dims, ome=ome)
+
+
+def open_all(
+    path: str | os.PathLike[str],
+    chunks: Mapping[str, Any] | None = None,
+    dims: str = "TCZYX",
+    *,
+    ome: bool = True,
+) -> xarray.DataTree:
+    """Open every series of a file as one lazy ``xarray.DataTree``, a node per series.
+
+    The same tree as ``xarray.open_datatree(path, engine="bioformats", chunks={})``: the root
+    holds the file's ``path``, ``format`` and ``series_count``; each series is a child node
+    named from its series name (``/`` becomes ``:``, e.g. ``"Block 1:Pos001_S001"``; repeats
+    get `` (2)``...), holding the variable ``image`` exactly as :func:`open` gives it (dask,
+    dims, coords, attrs) and the series' attrs (``series``, ``series_name``...). Reads only
+    metadata.
+
+    Parameters
+    ----------
+    path
+        Any file Bio-Formats reads.
+    chunks, dims, ome
+        As for :func:`open`, applied to every series.
+
+    Returns
+    -------
+    xarray.DataTree
+        ``tree[name]["image"]``; ``tree.children`` lists the series in file order.
+
+    Raises
+    ------
+    FileNotFoundError, UnsupportedFormatError, CorruptFileError, JavaMemoryError
+        As for :func:`open`.
+    """
+    from .tree import open_all as _open_all
+
+    return _open_all(path, chunks, dims, ome=ome)
 
 
 def read_spec(
