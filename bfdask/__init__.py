@@ -20,6 +20,7 @@ from .errors import (
     CorruptFileError,
     JavaMemoryError,
     JVMError,
+    OutputExistsError,
     SeriesIndexError,
     UnsupportedFormatError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "OutputExistsError",
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
@@ -63,7 +65,7 @@ _LAZY = {
     "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
     "bad_timepoints": "bfdask._profile",
     "JVMPlugin": "bfdask.cluster",
-    "to_ome_zarr": "bfdask.zarr",  # imports zarr
+    "to_ome_zarr": "bfdask.convert",  # imports zarr
 }
 
 

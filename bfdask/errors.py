@@ -32,6 +32,10 @@ class JavaMemoryError(BfdaskError, MemoryError):
     """The JVM ran out of heap; the message names the heap size and how to raise it."""
 
 
+class OutputExistsError(BfdaskError, FileExistsError):
+    """The output (e.g. an OME-Zarr store) exists and overwriting was not asked for."""
+
+
 class JVMError(BfdaskError, RuntimeError):
     """The JVM cannot be started or used in this process (e.g. a forked child)."""
 
@@ -42,6 +46,7 @@ __all__ = [
     "CorruptFileError",
     "JVMError",
     "JavaMemoryError",
+    "OutputExistsError",
     "SeriesIndexError",
     "UnsupportedFormatError",
 ]

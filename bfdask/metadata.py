@@ -233,6 +233,38 @@ def _int(java_integer: Any) -> int:
     return int(str(javabridge.call(java_integer, "toString", "()Ljava/lang/String;")))
 
 
+def reader_class(reader: readers.Reader) -> str:
+    """The Java class of the format reader Bio-Formats chose (e.g. ``loci.formats.in.LIFReader``),
+    looking through the Memoizer and ImageReader wrappers."""
+    import javabridge
+
+    obj = reader.java
+    for _ in range(4):  # Memoizer -> ImageReader -> the format's reader
+        klass = javabridge.call(obj, "getClass", "()Ljava/lang/Class;")
+        name = str(javabridge.call(klass, "getName", "()Ljava/lang/String;"))
+        if name not in ("loci.formats.Memoizer", "loci.formats.ImageReader"):
+            return name
+        obj = javabridge.call(obj, "getReader", "()Lloci/formats/IFormatReader;")
+    return name
+
+
+def used_files(reader: readers.Reader) -> list[str]:
+    """Every file of the dataset (a multi-file format lists its companions too)."""
+    import javabridge
+
+    files = reader.call("getUsedFiles", "()[Ljava/lang/String;")
+    if files is None:
+        return [reader.path]
+    env = javabridge.get_env()
+    return [env.get_string_utf(f) for f in env.get_object_array_elements(files)]
+
+
+def resolution_count(reader: readers.Reader, series: int) -> int:
+    """Number of resolution levels of ``series`` (1 unless the reader is unflattened)."""
+    reader.set_series(series)
+    return int(reader.call("getResolutionCount", "()I"))
+
+
 def resolve_series(reader: readers.Reader, series: int | str) -> int:
     """An index for ``series`` given as an index or as a series name."""
     if isinstance(series, str):
