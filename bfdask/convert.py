@@ -237,7 +237,9 @@ def _from_dataarray(data: xr.DataArray, group: str, tile: int) -> _Image:
             data = data.expand_dims(dim)
     order = [d for d in "TCZYXS" if d in data.dims]
     data = data.transpose(*order)
-    array = data.data if isinstance(data.data, da.Array) else da.from_array(np.asarray(data))
+    if not isinstance(data.data, da.Array):  # numpy, or the engine's lazily indexed array:
+        data = data.chunk({"T": 1})  # tasks read it, a timepoint each (as bfdask.open's plan)
+    array = data.data
     channels = [str(c) for c in data["C"].values] if "C" in data.coords else []
     if len(channels) != data.sizes["C"]:
         channels = [f"C{i}" for i in range(data.sizes["C"])]

@@ -199,6 +199,11 @@ def test_datatree_input_and_bad_arguments(tmp_path, fake):
     images = read_store(tmp_path / "tree.zarr")
     second = list(tree.children.values())[1]
     np.testing.assert_array_equal(images["1"]["levels"][0][:], second["image"].values)
+    lazy = xr.open_dataset(path, engine="bioformats", series=1)["image"]  # not dask
+    bfdask.to_ome_zarr(lazy.isel(X=slice(2, 9)), tmp_path / "lazy.zarr")
+    np.testing.assert_array_equal(
+        read_store(tmp_path / "lazy.zarr")["1"]["levels"][0][:], second["image"].values[..., 2:9]
+    )
     with pytest.raises(ValueError, match="too deep"):
         bfdask.to_ome_zarr(path, tmp_path / "deep.zarr", pyramid=4)  # 8 rows: 4, 2, 1, none
     assert not (tmp_path / "deep.zarr").exists()  # checked before anything is written
