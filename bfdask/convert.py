@@ -88,7 +88,8 @@ def to_ome_zarr(
         Largest Y/X size of one zarr chunk. Chunks are one (T, C, Z) plane and always lie
         inside one read block.
     overwrite
-        Replace ``store`` if it exists (default: raise :class:`OutputExistsError`).
+        Replace ``store`` if it exists and is a zarr store (default: raise
+        :class:`OutputExistsError`). Any other existing path is never removed.
     progress
         Show a progress bar: ``distributed.progress`` when a distributed client is active,
         else ``dask.diagnostics.ProgressBar``.
@@ -103,7 +104,8 @@ def to_ome_zarr(
     Raises
     ------
     OutputExistsError
-        ``store`` exists and ``overwrite`` is False (a ``FileExistsError``).
+        ``store`` exists and ``overwrite`` is False, or it is not a zarr store (a
+        ``FileExistsError``).
     ValueError
         A pyramid too deep for an image (a level would have no pixels), a bad ``tile`` or
         ``pyramid``, or an input that is not a bfdask image.
@@ -114,6 +116,8 @@ def to_ome_zarr(
         raise ValueError(f"pyramid must be an int >= 0 (extra levels), not {pyramid!r}")
     if not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile must be a positive int (pixels), not {tile!r}")
+    if not isinstance(compression_level, int) or not 0 <= compression_level <= 9:
+        raise ValueError(f"compression_level must be an int 0..9, not {compression_level!r}")
     out = Path(store).absolute()
     images, ome_xml = _images(data_or_path, series, tile)
     levels = {image.group: _pyramid(image, pyramid, tile) for image in images}
@@ -123,7 +127,12 @@ def to_ome_zarr(
                 f"{str(out)!r} exists; choose a new store or pass overwrite=True "
                 "(bfdask convert --overwrite)."
             )
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+        if not (out / ".zgroup").is_file() and not (out / "zarr.json").is_file():
+            raise OutputExistsError(
+                f"{str(out)!r} exists and is not a zarr store; overwrite=True replaces only "
+                "zarr stores. Choose another path."
+            )
+        shutil.rmtree(out)
 
     import dask.array as da
     import numcodecs

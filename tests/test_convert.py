@@ -180,6 +180,11 @@ def test_cli_convert_locally_a_subset_with_progress(fake, tmp_path, capsys):
         bfdask.to_ome_zarr(path, store)
     assert main(["convert", path, str(store), "--overwrite", "--series", "0"]) == 0
     assert list(read_store(store)) == ["0"]
+    precious = tmp_path / "not-a-store"
+    (precious / "sub").mkdir(parents=True)
+    with pytest.raises(bfdask.OutputExistsError, match="not a zarr store"):
+        bfdask.to_ome_zarr(path, precious, overwrite=True)
+    assert (precious / "sub").is_dir()  # untouched
 
 
 def test_rgb_samples_become_channels(fake, tmp_path):
