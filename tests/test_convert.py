@@ -34,11 +34,13 @@ def read_store(store: Path) -> dict[str, dict]:
 
 
 def mean_2x2(array: np.ndarray) -> np.ndarray:
-    """The next pyramid level, computed here with numpy: 2x2 mean in Y/X, rounded."""
+    """The next pyramid level, computed here with numpy: 2x2 mean in Y/X, rounded half up."""
     h, w = array.shape[-2] // 2 * 2, array.shape[-1] // 2 * 2
     a = array[..., :h, :w].astype(float)
     mean = (a[..., 0::2, 0::2] + a[..., 1::2, 0::2] + a[..., 0::2, 1::2] + a[..., 1::2, 1::2]) / 4
-    return np.round(mean).astype(array.dtype)
+    if array.dtype.kind == "f":
+        return mean.astype(array.dtype)
+    return np.floor(mean + 0.5).astype(array.dtype)
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +219,22 @@ def test_datatree_input_and_bad_arguments(tmp_path, fake):
     with pytest.raises(bfdask.SeriesIndexError):
         bfdask.to_ome_zarr(path, tmp_path / "none.zarr", series=[5])
     assert json.loads(json.dumps(images["0"]["attrs"]))  # attrs are plain JSON
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "uint32", "float32", "bool"])
+@pytest.mark.parametrize("chunks", [(23, 17), (5, 4), ((6, 6, 11), (3, 14))], ids=str)
+def test_pyramid_level_from_any_blocks(dtype, chunks):
+    import dask.array as da
+
+    from bfdask.convert import _halve
+
+    rng = np.random.default_rng(1)
+    source = rng.integers(-1000 if dtype == "int16" else 0, 5000, (2, 1, 3, 23, 17))
+    source = (source % 2 == 0) if dtype == "bool" else source.astype(dtype)
+    array = da.from_array(source, chunks=(1, 1, 3, *chunks))
+    level = _halve(array)
+    assert level.shape == (2, 1, 3, 11, 8) and level.dtype == source.dtype
+    expected = mean_2x2(source.astype(float)) if dtype == "bool" else mean_2x2(source)
+    if dtype == "bool":
+        expected = np.floor(expected + 0.5).astype(bool)
+    np.testing.assert_array_equal(level.compute(), expected)
