@@ -327,6 +327,10 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
                 "no pixels. Ask for fewer levels."
             )
         smaller = _halve(previous)
+        for axis in (3, 4):  # split planes: merge halved blocks back to whole tiles
+            blocks = smaller.chunks[axis]
+            if len(blocks) > 1 and blocks[0] < tile:
+                smaller = smaller.rechunk({axis: tile})
         aligned = _aligned_read_chunks(smaller, tile)
         if aligned:
             smaller = smaller.rechunk({"TCZYX".index(d): n for d, n in aligned.items()})

@@ -238,3 +238,22 @@ def test_pyramid_level_from_any_blocks(dtype, chunks):
     if dtype == "bool":
         expected = np.floor(expected + 0.5).astype(bool)
     np.testing.assert_array_equal(level.compute(), expected)
+
+
+def test_split_planes_keep_chunks_inside_blocks_and_whole_tiles(fake, tmp_path):
+    import dask
+
+    path = fake("tiles", sizeX=48, sizeY=64, sizeT=2, pixelType="uint8")
+    store = tmp_path / "tiles.zarr"
+    with dask.config.set({"array.chunk-size": "1KiB"}):  # the plan splits planes into rows
+        assert bfdask.open(path).chunks[3][0] == 21  # 1024 B / 48 px: not a multiple of 16
+        before = readers.planes_read()
+        bfdask.to_ome_zarr(path, store, tile=16, pyramid=2)
+    # reads re-planned to 16-row blocks: 4 reads per plane, each row read once for all levels
+    assert readers.planes_read() - before == 2 * 4
+    levels = read_store(store)["0"]["levels"]
+    # halved 8-row blocks merged back to 16-row tiles; level 2 is 16 x 12 px in all
+    assert [lvl.chunks[3:] for lvl in levels] == [(16, 16), (16, 16), (16, 12)]
+    source = bfdask.open(path).values
+    np.testing.assert_array_equal(levels[0][:], source)
+    np.testing.assert_array_equal(levels[2][:], mean_2x2(mean_2x2(source)))
