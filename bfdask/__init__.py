@@ -21,6 +21,7 @@ from .errors import (
     FileChangedError,
     JavaMemoryError,
     JVMError,
+    OutputExistsError,
     PositionMismatchError,
     SeriesIndexError,
     UnsupportedFormatError,
@@ -45,6 +46,7 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "OutputExistsError",
     "PositionMismatchError",
     "SeriesIndexError",
     "SeriesInfo",
@@ -55,11 +57,13 @@ __all__ = [
     "jvm_info",
     "list_series",
     "open",
+    "open_all",
     "open_positions",
     "profile",
     "profile_series",
     "read_spec",
     "start_jvm",
+    "to_ome_zarr",
 ]
 
 # Parts that import heavier libraries (scikit-image, distributed) load on first use.
@@ -70,6 +74,7 @@ _LAZY = {
     "JVMPlugin": "bfdask.cluster",
     "open_positions": "bfdask.positions",
     "find_line": "bfdask.line",
+    "to_ome_zarr": "bfdask.convert",  # imports zarr
 }
 
 
@@ -141,6 +146,44 @@ def open(
     from .array import open_series
 
     return open_series(path, series, resolution, chunks, dims, ome=ome)
+
+
+def open_all(
+    path: str | os.PathLike[str],
+    chunks: Mapping[str, Any] | None = None,
+    dims: str = "TCZYX",
+    *,
+    ome: bool = True,
+) -> xarray.DataTree:
+    """Open every series of a file as one lazy ``xarray.DataTree``, a node per series.
+
+    The same tree as ``xarray.open_datatree(path, engine="bioformats", chunks={})``: the root
+    holds the file's ``path``, ``format`` and ``series_count``; each series is a child node
+    named from its series name (``/`` becomes ``:``, e.g. ``"Block 1:Pos001_S001"``; repeats
+    get `` (2)``...), holding the variable ``image`` exactly as :func:`open` gives it (dask,
+    dims, coords, attrs) and the series' attrs (``series``, ``series_name``...). Reads only
+    metadata.
+
+    Parameters
+    ----------
+    path
+        Any file Bio-Formats reads.
+    chunks, dims, ome
+        As for :func:`open`, applied to every series.
+
+    Returns
+    -------
+    xarray.DataTree
+        ``tree[name]["image"]``; ``tree.children`` lists the series in file order.
+
+    Raises
+    ------
+    FileNotFoundError, UnsupportedFormatError, CorruptFileError, JavaMemoryError
+        As for :func:`open`.
+    """
+    from .tree import open_all as _open_all
+
+    return _open_all(path, chunks, dims, ome=ome)
 
 
 def read_spec(

@@ -117,16 +117,11 @@ def normalize_dims(dims: str, spec: ImageSpec) -> str:
     return dims
 
 
-def to_dask(
-    spec: ImageSpec,
-    dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
-) -> da.Array:
-    """The lazy dask array of ``spec``, with axes in the order ``dims``."""
+def block_source(spec: ImageSpec, dims: str = "TCZYX") -> BlockSource:
+    """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (validated)."""
     dims = normalize_dims(dims, spec)
-    plan = chunks_mod.plan(spec, chunks)
     sizes = spec.sizes
-    source = BlockSource(
+    return BlockSource(
         path=spec.path,
         series=spec.series,
         resolution=spec.resolution,
@@ -138,6 +133,17 @@ def to_dask(
         interleaved=spec.interleaved,
         stamp=spec.stamp,
     )
+
+
+def to_dask(
+    spec: ImageSpec,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+) -> da.Array:
+    """The lazy dask array of ``spec``, with axes in the order ``dims``."""
+    dims = normalize_dims(dims, spec)
+    plan = chunks_mod.plan(spec, chunks)
+    source = block_source(spec, dims)
     name = "bfdask-" + tokenize(spec.path, spec.stamp, spec.series, spec.resolution, dims, plan)
     return da.from_array(
         source,
@@ -199,17 +205,24 @@ def to_xarray(
     ome_xml: str | None = None,
 ) -> Any:
     """The labeled, lazy ``xarray.DataArray`` of ``spec``."""
+    return labeled(spec, dims, to_dask(spec, dims, chunks), ome_xml)
+
+
+def labeled(spec: ImageSpec, dims: str, data: Any, ome_xml: str | None = None) -> Any:
+    """``data`` (shaped as ``spec`` in the order ``dims``) as a labeled ``xarray.DataArray``.
+
+    ``data`` is the dask array of :func:`to_dask` for :func:`bfdask.open`, or a lazily indexed
+    array for the xarray engine: both get the same dims, coords, attrs and name.
+    """
     import xarray as xr
 
-    array = to_dask(spec, dims, chunks)
     dims = normalize_dims(dims, spec)
-    name = os.path.basename(spec.path)
     return xr.DataArray(
-        array,
+        data,
         dims=tuple(dims),
         coords=coords(spec),
         attrs=attrs(spec, ome_xml),
-        name=name,
+        name=os.path.basename(spec.path),
     )
 
 

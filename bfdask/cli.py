@@ -1,4 +1,4 @@
-"""The ``bfdask`` command line: ``demo``, ``profile``, ``info``.
+"""The ``bfdask`` command line: ``demo``, ``profile``, ``info``, ``convert``.
 
 ``bfdask demo`` writes a small multi-series time-lapse (an OME-TIFF of embryo-like tubes with a
 lesion that deepens and recovers, and one failed acquisition), then runs the whole analysis on
@@ -138,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--plot", type=Path, help="write the plot to this PNG")
     add_cluster_options(prof)
 
-    info = sub.add_parser("info", help="list the series of a file and describe the JVM")
-    info.add_argument("path", type=Path)
+    from . import convert, info
+
+    info.add_arguments(sub.add_parser("info", help="what a file holds (no pixels read); the JVM"))
+    convert.add_arguments(sub.add_parser("convert", help="write a file's series to OME-Zarr"))
     return parser
 
 
@@ -157,7 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "info":
-            return _info(args.path)
+            from . import info
+
+            return info.run(args)
+        if args.command == "convert":
+            from . import convert
+
+            return convert.run(args)
         if args.command == "demo":
             return _demo(args)
         return _profile(args)
@@ -176,21 +184,6 @@ def _configure_logging(verbose: bool) -> None:
 
 
 # -- commands ---------------------------------------------------------------------------------
-
-
-def _info(path: Path) -> int:
-    import bfdask
-
-    series = bfdask.list_series(path)
-    print(f"{path}: {len(series)} series")
-    print(f"{'#':>4}  {'name':<40} {'shape (' + series[0].dims + ')' if series else '':<28} dtype")
-    for s in series:
-        shape = "x".join(str(n) for n in s.shape)
-        print(f"{s.index:>4}  {s.name[:40]:<40} {shape:<28} {s.dtype}")
-    print()
-    for key, value in bfdask.jvm_info().items():
-        print(f"{key:>20}: {value}")
-    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -45,6 +45,10 @@ class JavaMemoryError(BfdaskError, MemoryError):
     """The JVM ran out of heap; the message names the heap size and how to raise it."""
 
 
+class OutputExistsError(BfdaskError, FileExistsError):
+    """The output (e.g. an OME-Zarr store) exists and overwriting was not asked for."""
+
+
 class PositionMismatchError(BfdaskError, ValueError):
     """Series to be stitched into one array differ in shape, channels or data type."""
 
@@ -60,6 +64,7 @@ __all__ = [
     "FileChangedError",
     "JVMError",
     "JavaMemoryError",
+    "OutputExistsError",
     "PositionMismatchError",
     "SeriesIndexError",
     "UnsupportedFormatError",

@@ -254,6 +254,38 @@ def _int(java_integer: Any) -> int:
     return int(str(javabridge.call(java_integer, "toString", "()Ljava/lang/String;")))
 
 
+def reader_class(reader: readers.Reader) -> str:
+    """The Java class of the format reader Bio-Formats chose (e.g. ``loci.formats.in.LIFReader``),
+    looking through the Memoizer and ImageReader wrappers."""
+    import javabridge
+
+    obj = reader.java
+    for _ in range(4):  # Memoizer -> ImageReader -> the format's reader
+        klass = javabridge.call(obj, "getClass", "()Ljava/lang/Class;")
+        name = str(javabridge.call(klass, "getName", "()Ljava/lang/String;"))
+        if name not in ("loci.formats.Memoizer", "loci.formats.ImageReader"):
+            return name
+        obj = javabridge.call(obj, "getReader", "()Lloci/formats/IFormatReader;")
+    return name
+
+
+def used_files(reader: readers.Reader) -> list[str]:
+    """Every file of the dataset (a multi-file format lists its companions too)."""
+    import javabridge
+
+    files = reader.call("getUsedFiles", "()[Ljava/lang/String;")
+    if files is None:
+        return [reader.path]
+    env = javabridge.get_env()
+    return [env.get_string_utf(f) for f in env.get_object_array_elements(files)]
+
+
+def resolution_count(reader: readers.Reader, series: int) -> int:
+    """Number of resolution levels of ``series`` (1 unless the reader is unflattened)."""
+    reader.set_series(series)
+    return int(reader.call("getResolutionCount", "()I"))
+
+
 def resolve_series(reader: readers.Reader, series: int | str) -> int:
     """An index for ``series`` given as an index or as a series name."""
     if isinstance(series, str):
@@ -297,30 +329,53 @@ def series_ome_xml(path: str, series: int) -> str:
 
     Built from the reader's OME store, without original metadata.
     """
-    reader = readers.get_reader(readers.check_path(path), series)
-    store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
-    xml = _dump(store)
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return xml
-    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    images = root.findall(f"{namespace}Image")
-    keep = images[series] if series < len(images) else None
-    instrument_refs = set()
-    if keep is not None:
-        for ref in keep.iter(f"{namespace}InstrumentRef"):
-            instrument_refs.add(ref.get("ID"))
-    for child in list(root):
-        tag = child.tag[len(namespace) :]
-        if tag == "Image" and child is not keep:
-            root.remove(child)
-        elif tag == "Instrument" and child.get("ID") not in instrument_refs:
-            root.remove(child)
-        elif tag in ("Plate", "Screen", "ROI", "StructuredAnnotations"):
-            root.remove(child)
-    ET.register_namespace("", namespace.strip("{}"))
-    return ET.tostring(root, encoding="unicode")
+    return OmeXml(file_ome_xml(path)).subset([series])
+
+
+def file_ome_xml(path: str | os.PathLike[str]) -> str:
+    """The OME-XML of the whole file (every series), from the reader's OME store."""
+    reader = readers.get_reader(readers.check_path(path), 0)
+    return _dump(reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;"))
+
+
+class OmeXml:
+    """An OME-XML document parsed once, from which the XML of any set of series is cut."""
+
+    def __init__(self, xml: str) -> None:
+        self.xml = xml
+        try:
+            self.root: ET.Element | None = ET.fromstring(xml)
+        except ET.ParseError:
+            self.root = None
+
+    def subset(self, series: list[int]) -> str:
+        """The document with only the Images of ``series`` (in that order), the Instruments
+        they refer to, and no Plate, Screen, ROI or annotations. Unparsable XML is returned
+        whole."""
+        root = self.root
+        if root is None:
+            return self.xml
+        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        images = root.findall(f"{namespace}Image")
+        keep = [images[i] for i in series if 0 <= i < len(images)]
+        instrument_refs = {
+            ref.get("ID") for image in keep for ref in image.iter(f"{namespace}InstrumentRef")
+        }
+        out = ET.Element(root.tag, root.attrib)
+        out.text, out.tail = root.text, root.tail
+        for child in root:
+            tag = child.tag[len(namespace) :]
+            if tag == "Image":
+                continue
+            if tag == "Instrument" and child.get("ID") not in instrument_refs:
+                continue
+            if tag in ("Plate", "Screen", "ROI", "StructuredAnnotations"):
+                continue
+            out.append(child)
+        for image in keep:
+            out.append(image)
+        ET.register_namespace("", namespace.strip("{}"))
+        return ET.tostring(out, encoding="unicode")
 
 
 def _dump(store: Any) -> str:
@@ -339,6 +394,13 @@ class SeriesInfo:
     dims: str
     dtype: str
     dimension_order: str
+
+
+def read_specs(path: str | os.PathLike[str]) -> list[ImageSpec]:
+    """The :class:`ImageSpec` of every series of ``path`` (resolution 0), from one reader."""
+    checked = readers.check_path(path)
+    reader = readers.get_reader(checked, 0)
+    return [spec_from_reader(reader, index) for index in range(reader.series_count)]
 
 
 def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:

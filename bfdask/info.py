@@ -1,0 +1,169 @@
+"""``bfdask info``: what a file holds, and which Java reads it, without reading pixels.
+
+:func:`describe` opens the file once (a fresh reader, so its open time is measured honestly,
+Memoizer included) and reads the core metadata and OME store of every series; no plane is
+read, so it is as fast on a 400 GB file as on a small one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe ``path``: format, reader, files, open time and every series.
+
+    Returns
+    -------
+    dict
+        ``path``, ``format``, ``reader`` (Java class), ``bioformats_version``, ``files`` (every
+        file of the dataset), ``file_size`` (bytes, all files), ``open_seconds``,
+        ``series_count`` and ``series``: one dict per series with ``index``, ``name``,
+        ``dims``, ``shape`` (by dim), ``dtype``, ``pixel_type``, ``dimension_order``,
+        ``physical_size`` (µm by X/Y/Z, None if unknown), ``time_increment`` (s),
+        ``channels``, ``resolutions``, ``nbytes``.
+
+    Raises
+    ------
+    FileNotFoundError, UnsupportedFormatError, CorruptFileError
+        As for :func:`bfdask.open`.
+    """
+    from . import jvm, metadata, readers
+
+    checked = readers.check_path(path)
+    jvm.ensure()  # JVM start-up is not the file's open time
+    start = time.perf_counter()
+    reader = readers.Reader(checked)
+    open_seconds = time.perf_counter() - start
+    try:
+        files = metadata.used_files(reader)
+        series = []
+        for index in range(reader.series_count):
+            spec = metadata.spec_from_reader(reader, index, timestamps=False)
+            series.append(
+                {
+                    "index": index,
+                    "name": spec.series_name,
+                    "dims": "".join(spec.sizes),
+                    "shape": spec.sizes,
+                    "dtype": spec.dtype,
+                    "pixel_type": spec.pixel_type,
+                    "dimension_order": spec.dimension_order,
+                    "physical_size": {
+                        "X": spec.physical_size_x,
+                        "Y": spec.physical_size_y,
+                        "Z": spec.physical_size_z,
+                    },
+                    "time_increment": spec.time_increment,
+                    "channels": list(spec.channel_names),
+                    "resolutions": metadata.resolution_count(reader, index),
+                    "nbytes": spec.nbytes,
+                }
+            )
+        reader.set_series(0)
+        out = {
+            "path": checked,
+            "format": str(reader.call("getFormat", "()Ljava/lang/String;")),
+            "reader": metadata.reader_class(reader),
+            "bioformats_version": jvm.info()["bioformats_version"],
+            "files": files,
+            "file_size": sum(_size(f) for f in files),
+            "open_seconds": round(open_seconds, 4),
+            "series_count": reader.series_count,
+            "series": series,
+        }
+    finally:
+        reader.close()
+    return out
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # fake files and other paths Bio-Formats resolves itself
+        return 0
+
+
+def java() -> dict[str, Any]:
+    """This process's JVM (:func:`bfdask.jvm_info`), starting it if needed."""
+    from .jvm import info
+
+    return info()
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bfdask info``."""
+    parser.add_argument("path", type=Path, nargs="?", help="any file Bio-Formats reads")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--java", action="store_true", help="describe the JVM (version, libjvm, heap)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``bfdask info``: print the file's description and/or the JVM's."""
+    if args.path is None and not args.java:
+        raise ValueError("bfdask info needs a PATH, --java, or both.")
+    out: dict[str, Any] = {}
+    if args.path is not None:
+        out["file"] = describe(args.path)
+    if args.java:
+        out["java"] = java()
+    if args.json:
+        print(json.dumps(out if len(out) > 1 else next(iter(out.values())), indent=1))
+        return 0
+    if "file" in out:
+        print(format_file(out["file"]))
+    if "java" in out:
+        print(format_java(out["java"]))
+    return 0
+
+
+def format_file(info: dict[str, Any]) -> str:
+    """``describe``'s result as text: a header and a table of series."""
+    lines = [f"{info['path']}"]
+    size = info["file_size"]
+    for key, value in (
+        ("format", info["format"]),
+        ("reader", info["reader"]),
+        ("bioformats_version", info["bioformats_version"]),
+        ("files", len(info["files"])),
+        ("file_size", f"{size} bytes ({size / 2**20:.1f} MiB)"),
+        ("open_time", f"{info['open_seconds'] * 1000:.0f} ms"),
+        ("series", info["series_count"]),
+    ):
+        lines.append(f"{key:>19}: {value}")
+    lines.append("")
+    lines.append(
+        f"{'#':>4}  {'name':<32} {'shape':<30} {'dtype':<7} {'µm (X, Y, Z)':<22} "
+        f"{'res':>3}  channels"
+    )
+    for s in info["series"]:
+        shape = "x".join(str(n) for n in s["shape"].values()) + " " + s["dims"]
+        size_um = ", ".join(
+            "-" if s["physical_size"][d] is None else f"{s['physical_size'][d]:.4g}" for d in "XYZ"
+        )
+        channels = ", ".join(s["channels"])
+        lines.append(
+            f"{s['index']:>4}  {s['name'][:32]:<32} {shape:<30} {s['dtype']:<7} {size_um:<22} "
+            f"{s['resolutions']:>3}  {channels[:60]}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def format_java(info: dict[str, Any]) -> str:
+    """:func:`bfdask.jvm_info` as ``key: value`` lines (the heap also in GiB)."""
+    lines = ["JVM"]
+    for key, value in info.items():
+        if key in ("max_heap", "max_heap_requested") and isinstance(value, int):
+            value = f"{value} bytes ({value / 2**30:.2f} GiB)"
+        lines.append(f"{key:>19}: {value}")
+    return "\n".join(lines) + "\n"

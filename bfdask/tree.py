@@ -1,0 +1,96 @@
+"""Every series of a file as one ``xarray.DataTree``: :func:`bfdask.open_all` and the engine's
+``open_datatree``.
+
+The root node holds the file's attrs (path, format, number of series); each series is a child
+node named from its series name, holding the Dataset the engine's ``open_dataset`` gives for it
+(variable ``image``, its coords and attrs). Both entry points build the tree here and differ
+only in the array under each node: dask (``open_all``, chunked by :func:`bfdask.chunks.plan`)
+or lazily indexed (the engine, chunked afterwards by xarray's ``chunks=`` from the same plan).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .metadata import ImageSpec
+
+#: what replaces "/" in a series name to make a node name ("/" separates nodes in a tree path)
+SLASH = ":"
+
+
+def node_names(names: Sequence[str]) -> list[str]:
+    """Valid, unique DataTree node names for series ``names`` (in the same order).
+
+    ``/`` separates nodes in a DataTree path, so it becomes ``:`` (Leica Mark-and-Find series
+    ``"Block 1/Pos001_S001"`` becomes node ``"Block 1:Pos001_S001"``); an empty name, ``.`` and
+    ``..`` become ``"Series <index>"``; a name seen before gets `` (2)``, `` (3)``... Each node
+    keeps the original name in ``attrs["series_name"]``.
+    """
+    out: list[str] = []
+    taken: set[str] = set()
+    for index, name in enumerate(names):
+        base = str(name).replace("/", SLASH).strip()
+        if base in ("", ".", ".."):
+            base = f"Series {index}"
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base} ({n})"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def series_dataset(array: xr.DataArray) -> xr.Dataset:
+    """A series' DataArray as a Dataset with the variable ``image``; the Dataset's attrs are
+    the image's, without the (long) OME-XML."""
+    from .backend import VARIABLE
+
+    dataset = array.to_dataset(name=VARIABLE)
+    dataset.attrs = {k: v for k, v in array.attrs.items() if k != "ome_xml"}
+    return dataset
+
+
+def build_tree(
+    path: str | os.PathLike[str],
+    dims: str,
+    ome: bool,
+    make_array: Callable[[ImageSpec, str, str | None], xr.DataArray],
+) -> xr.DataTree:
+    """The DataTree of every series of ``path``; ``make_array(spec, dims, ome_xml)`` gives the
+    DataArray of one series. Reads metadata only (one reader, one OME-XML dump)."""
+    import xarray as xr
+
+    from . import metadata
+
+    specs = metadata.read_specs(path)
+    document = metadata.OmeXml(metadata.file_ome_xml(path)) if ome else None
+    children = {}
+    for spec, name in zip(specs, node_names([s.series_name for s in specs])):
+        ome_xml = document.subset([spec.series]) if document is not None else None
+        children[name] = xr.DataTree(series_dataset(make_array(spec, dims, ome_xml)))
+    first = specs[0]
+    root = xr.Dataset(
+        attrs={"path": first.path, "format": first.format, "series_count": len(specs)}
+    )
+    return xr.DataTree(root, children=children, name=os.path.basename(first.path))
+
+
+def open_all(
+    path: str | os.PathLike[str],
+    chunks: Mapping[str, Any] | None = None,
+    dims: str = "TCZYX",
+    *,
+    ome: bool = True,
+) -> xr.DataTree:
+    """Implementation of :func:`bfdask.open_all` (see there)."""
+    from .array import to_xarray
+
+    return build_tree(
+        path, dims, ome, lambda spec, dims, ome_xml: to_xarray(spec, dims, chunks, ome_xml)
+    )
