@@ -317,7 +317,7 @@ class Reader:
 
     def _java_buffer(self, nbytes: int) -> Any:
         """A Java byte[] of exactly ``nbytes``, reused from the last call when it fits."""
-        if nbytes != self._buffer_size:
+        if self._buffer is None or nbytes != self._buffer_size:
             import javabridge
 
             env = javabridge.get_env()
@@ -540,11 +540,13 @@ def read_block(
         If the JVM runs out of heap.
     """
     check_unchanged(path, stamp)
-    reader = get_reader(path, series, resolution)
     np_dtype = np.dtype(dtype)
     shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if samples > 1:
         shape = (*shape, samples)
+    if 0 in shape:  # an empty selection: nothing to read (and Java rejects a 0-byte plane)
+        return np.empty(shape, dtype=np_dtype)
+    reader = get_reader(path, series, resolution)
     planes = [
         (reader.plane_index(zi, ci, ti), (ti - t[0], ci - c[0], zi - z[0]))
         for ti in range(*t)

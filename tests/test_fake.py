@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -185,6 +186,25 @@ def test_selections_read_only_what_they_need(fake):
     for sel in selections:
         expected = in_memory.isel(**sel).values
         np.testing.assert_array_equal(data.isel(**sel).values, expected)
+
+
+def test_empty_selection_in_a_fresh_thread(fake):
+    """A thread's first read being empty once met a null Java buffer ("buf" is null)."""
+    path = fake("empty", sizeX=80, sizeY=40, sizeZ=2, pixelType="uint16")
+    data = bfdask.open(path)
+    results: list[object] = []
+
+    def first_read_is_empty() -> None:  # a new thread: a new reader, no buffer yet
+        try:
+            results.append(data.isel(Y=slice(10, 10)).compute(scheduler="sync").shape)
+            results.append(int(data.isel(Z=1, Y=slice(0, 3)).max().compute(scheduler="sync")))
+        except Exception as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=first_read_is_empty)
+    thread.start()
+    thread.join()
+    assert results == [(1, 1, 2, 0, 80), int(data.isel(Z=1, Y=slice(0, 3)).max())]
 
 
 @pytest.mark.parametrize("chunks", [None, {"Z": 1}], ids=["stack-blocks", "plane-blocks"])
