@@ -21,6 +21,7 @@ from .errors import (
     FileChangedError,
     JavaMemoryError,
     JVMError,
+    NativePixelsError,
     SeriesIndexError,
     UnsupportedFormatError,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "NativePixelsError",
     "SeriesIndexError",
     "SeriesInfo",
     "UnsupportedFormatError",
@@ -82,6 +84,7 @@ def open(
     dims: str = "TCZYX",
     *,
     ome: bool = True,
+    pixels: str | None = None,
 ) -> xarray.DataArray:
     """Open one series of a Bio-Formats file as a lazy, labeled ``xarray.DataArray``.
 
@@ -109,6 +112,14 @@ def open(
         last unless placed. E.g. ``"TZYXC"``.
     ome
         Put the series' OME-XML in ``attrs["ome_xml"]`` (default True).
+    pixels
+        Where pixels come from. ``"auto"`` (default): Bio-Formats gives the metadata; for a
+        LIF or a TIFF-family file (OME-TIFF, ImageJ, plain TIFF) a native plan reads the
+        pixels without Java (byte offsets read with ``preadv``, or tifffile), used only after
+        a few planes read both ways compared byte for byte equal; else Bio-Formats.
+        ``"bioformats"``: always Bio-Formats. ``"native"``: the native plan or an error.
+        None: ``BFDASK_PIXELS`` / dask config ``bfdask.pixels``, else ``"auto"``.
+        ``attrs["pixels"]`` and ``attrs["pixels_reason"]`` say which was used and why.
 
     Returns
     -------
@@ -130,10 +141,12 @@ def open(
         ``IndexError``).
     JavaMemoryError
         Java ran out of heap; the message says how to raise it (a ``MemoryError``).
+    NativePixelsError
+        ``pixels="native"`` and the series has no verified native plan (a ``ValueError``).
     """
     from .array import open_series
 
-    return open_series(path, series, resolution, chunks, dims, ome=ome)
+    return open_series(path, series, resolution, chunks, dims, ome=ome, pixels_mode=pixels)
 
 
 def read_spec(
