@@ -135,7 +135,11 @@ def _layout(
     start, size = blocks[block_id]
     channels = description.findall("./Channels/ChannelDescription")
     dims = [
-        (int(d.get("DimID", "0")), int(d.get("NumberOfElements", "1")), int(d.get("BytesInc", "0")))
+        (
+            int(d.get("DimID", "0")),
+            int(d.get("NumberOfElements", "1")),
+            int(d.get("BytesInc", "0")),
+        )
         for d in description.findall("./Dimensions/DimensionDescription")
     ]
     if not channels or len(dims) < 2:
@@ -155,20 +159,20 @@ def _layout(
     z_n, z_inc = by_id.get(z_id, (1, 0))
     t_n, t_inc = by_id.get(4, (1, 0))
     tiles, tile_inc = by_id.get(10, (1, 0))
-    common = dict(
-        size_x=by_id[1][0],
-        size_y=by_id[row_id][0],
-        size_z=z_n,
-        size_c=len(channels),
-        size_t=t_n,
-        x_stride=by_id[1][1],
-        row_stride=by_id[row_id][1],
-        z_stride=z_inc,
-        t_stride=t_inc,
-        c_offsets=tuple(int(c.get("BytesInc", "0")) for c in channels),
-        bits=tuple(int(c.get("Resolution", "0")) for c in channels),
-        rgb=any(c.get("ChannelTag", "0") != "0" for c in channels),
-    )
+    common = {
+        "size_x": by_id[1][0],
+        "size_y": by_id[row_id][0],
+        "size_z": z_n,
+        "size_c": len(channels),
+        "size_t": t_n,
+        "x_stride": by_id[1][1],
+        "row_stride": by_id[row_id][1],
+        "z_stride": z_inc,
+        "t_stride": t_inc,
+        "c_offsets": tuple(int(c.get("BytesInc", "0")) for c in channels),
+        "bits": tuple(int(c.get("Resolution", "0")) for c in channels),
+        "rgb": any(c.get("ChannelTag", "0") != "0" for c in channels),
+    }
     return [
         LifImage(name=name, offset=start + k * tile_inc, nbytes=size - k * tile_inc, **common)
         for k in range(tiles)

@@ -16,8 +16,10 @@ by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import weakref
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,16 +96,20 @@ def _ome_planes(
         stride *= {"Z": size_z, "C": size_c, "T": size_t}[dim]
     count = stride
     folder = os.path.dirname(source)
-    files: list[str] = [] if source.lower().endswith((".ome", ".xml")) else [source]
+    is_tiff = not source.lower().endswith((".ome", ".xml"))
+    files: list[str] = [source] if is_tiff else []
+    own_uuid = (root.get("UUID") or "").strip()
     table: list[tuple[int, int] | None] = [None] * count
     tiffdata = pixels.findall(f"{ns}TiffData")
     if not tiffdata:
         raise TiffLayoutError("no TiffData elements")
     for td in tiffdata:
         uuid = td.find(f"{ns}UUID")
-        if uuid is not None and uuid.get("FileName"):
+        if uuid is not None and own_uuid and (uuid.text or "").strip() == own_uuid and is_tiff:
+            name = source  # this very file, whatever it has been renamed to
+        elif uuid is not None and uuid.get("FileName"):
             name = os.path.join(folder, uuid.get("FileName", ""))
-        elif files and files[0] == source:
+        elif is_tiff:
             name = source
         else:
             raise TiffLayoutError("TiffData without a file name in a companion file")
@@ -163,8 +169,8 @@ def page_table(
 ) -> PageTable:
     """The :class:`PageTable` of one series (cached per process; ``stamp`` is in the key).
 
-    ``sizes`` is Bio-Formats' (Z, effective C, T), ``yx`` its plane size. Raises :class:`TiffLayoutError` when no
-    table can be built.
+    ``sizes`` is Bio-Formats' (Z, effective C, T), ``yx`` its plane size. Raises
+    :class:`TiffLayoutError` when no table can be built.
     """
     import tifffile
 
@@ -212,23 +218,51 @@ def page_table(
 
 # -- decoding pages through tifffile (compressed or scattered) ------------------------------
 
-_handles: dict[tuple[str, tuple[int, int] | None], Any] = {}
-_handles_lock = threading.Lock()
+
+class _Handles:
+    """One thread's open ``tifffile.TiffFile`` objects; closed when the thread ends."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, tuple[int, int] | None], Any] = {}
+
+    def close(self) -> None:
+        while self.files:
+            self.files.pop(next(iter(self.files))).close()
+
+    def __del__(self) -> None:  # the thread's local storage is dropped: close its files
+        self.close()
+
+
+_local = threading.local()
+_all_handles: weakref.WeakSet[_Handles] = weakref.WeakSet()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every TiffFile this process holds open (at exit, or to free the files)."""
+    for handles in list(_all_handles):
+        handles.close()
 
 
 def _tifffile(path: str, stamp: tuple[int, int] | None) -> Any:
-    """This process's open ``tifffile.TiffFile`` of ``path`` (tifffile locks its handle)."""
+    """The calling thread's open ``tifffile.TiffFile`` of ``path``.
+
+    One per thread, as Bio-Formats readers are: a shared handle would interleave the seeks
+    and reads of two threads (tifffile locks nothing by default).
+    """
     import tifffile
 
+    handles: _Handles | None = getattr(_local, "handles", None)
+    if handles is None:
+        handles = _local.handles = _Handles()
+        _all_handles.add(handles)
     key = (path, stamp)
-    with _handles_lock:
-        tif = _handles.get(key)
-        if tif is None:
-            if len(_handles) >= 32:
-                _, old = _handles.popitem()
-                old.close()
-            tif = _handles[key] = tifffile.TiffFile(path)
-        return tif
+    tif = handles.files.get(key)
+    if tif is None:
+        if len(handles.files) >= 16:
+            handles.files.pop(next(iter(handles.files))).close()
+        tif = handles.files[key] = tifffile.TiffFile(path)
+    return tif
 
 
 def decode_page(path: str, stamp: tuple[int, int] | None, page: int) -> np.ndarray:
