@@ -48,15 +48,14 @@ class NativeRecipe:
     """What a task needs to read any block of one series without Java (plain values).
 
     ``kind`` is ``"lif"`` (byte offsets: ``offset + c_offsets[c] + z * z_stride + t *
-    t_stride``, rows ``row_stride`` apart) or ``"tiff"`` (a page table, rebuilt per process by
-    :func:`bfdask.tiff.page_table` from these fields).
+    t_stride``, rows ``row_stride`` apart) or ``"ome-tiff"`` / ``"tiff"`` (a page table,
+    rebuilt once per process by :func:`bfdask.tiff.page_table` from these fields).
     """
 
     kind: str
     path: str
     stamp: tuple[int, int] | None
     series: int
-    format: str
     order: str  # Bio-Formats' dimension order, e.g. "XYCZT"
     size_z: int
     size_c: int  # effective channels
@@ -126,7 +125,6 @@ def _base(spec: ImageSpec, kind: str) -> dict[str, Any]:
         "path": spec.path,
         "stamp": spec.stamp,
         "series": spec.series,
-        "format": spec.format,
         "order": spec.dimension_order,
         "size_z": spec.size_z,
         "size_c": spec.size_c,
@@ -190,7 +188,7 @@ def _tiff_table(recipe: NativeRecipe) -> Any:
         recipe.path,
         recipe.stamp,
         recipe.series,
-        recipe.format,
+        recipe.kind == "ome-tiff",
         recipe.order,
         (recipe.size_z, recipe.size_c, recipe.size_t),
         recipe.samples,
@@ -200,7 +198,8 @@ def _tiff_table(recipe: NativeRecipe) -> Any:
 
 
 def _tiff_recipe(spec: ImageSpec) -> NativeRecipe:
-    recipe = NativeRecipe(**_base(spec, "tiff"))
+    kind = "ome-tiff" if spec.format == "OME-TIFF" else "tiff"
+    recipe = NativeRecipe(**_base(spec, kind))
     table = _tiff_table(recipe)  # raises if there is none
     if table.big_endian == spec.little_endian and spec.itemsize > 1:
         raise NativePixelsError("the TIFF's byte order differs from Bio-Formats'")

@@ -160,7 +160,7 @@ def page_table(
     path: str,
     stamp: tuple[int, int] | None,
     series: int,
-    format_name: str,
+    ome: bool,
     order: str,
     sizes: tuple[int, int, int],
     samples: int,
@@ -169,20 +169,20 @@ def page_table(
 ) -> PageTable:
     """The :class:`PageTable` of one series (cached per process; ``stamp`` is in the key).
 
+    ``ome``: map through the OME-XML's TiffData (OME-TIFF), else IFD i holds plane i.
+
     ``sizes`` is Bio-Formats' (Z, effective C, T), ``yx`` its plane size. Raises
     :class:`TiffLayoutError` when no table can be built.
     """
     import tifffile
 
     count = sizes[0] * sizes[1] * sizes[2]
-    if format_name == "OME-TIFF":
+    if ome:
         files, planes = _ome_planes(path, series, order, sizes, samples)
-    elif format_name == "Tagged Image File Format":
-        if series != 0:
-            raise TiffLayoutError("a plain TIFF with more than one series")
+    elif series == 0:
         files, planes = (path,), [(0, k) for k in range(count)]
     else:
-        raise TiffLayoutError(f"no page table for format {format_name!r}")
+        raise TiffLayoutError("a plain TIFF with more than one series")
     np_dtype = np.dtype(dtype)
     offsets = np.full(count, -1, np.int64)
     nbytes = np.zeros(count, np.int64)
@@ -197,7 +197,7 @@ def page_table(
             wanted = [(i, ifd) for i, (f, ifd) in enumerate(planes) if f == index]
             if wanted and max(ifd for _, ifd in wanted) >= len(pages):
                 raise TiffLayoutError(f"{name} has {len(pages)} IFDs, fewer than referenced")
-            if format_name != "OME-TIFF" and len(pages) != count:
+            if not ome and len(pages) != count:
                 raise TiffLayoutError(f"{len(pages)} IFDs for {count} planes")
             for i, ifd in wanted:
                 page = pages[ifd]
