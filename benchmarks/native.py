@@ -199,16 +199,41 @@ def run(s: Settings) -> Section:
         job_rows.append(
             [mode, timing.median, ", ".join(f"{v:.2f}" for v in timing.seconds), T * Z]
         )
+    # the floor: the same statistics on pixels already in memory (k timepoints, scaled to T)
+    k = min(T, 8)
+    held = bfdask.open(lp, ome=False, pixels="native").isel(T=slice(0, k)).load()
+    held = held.chunk({"T": 1})
+    floor = measure(
+        lambda: bfdask.profile(held, *line, linewidth=9).compute(scheduler="threads"),
+        s.repeats,
+        warmup=True,
+    )
+    job_s["in memory"] = floor.median * T / k
+    job_rows.append(
+        [
+            f"pixels already in memory ({k} T, scaled ×{T / k:g})",
+            job_s["in memory"],
+            ", ".join(f"{v * T / k:.2f}" for v in floor.seconds),
+            T * Z,
+        ]
+    )
     job_ratio = job_s["bioformats"] / job_s["native"]
+    read_ratio = (job_s["bioformats"] - job_s["in memory"]) / max(
+        job_s["native"] - job_s["in memory"], 1e-9
+    )
     data["profile_job_s"] = job_s
     data["profile_job_ratio"] = job_ratio
+    data["profile_read_ratio"] = read_ratio
     tables.append(
         Table(
             "The profile job on the LIF, open to numbers (bfdask.profile, linewidth 9, Z max, "
             "threaded scheduler)",
             ["pixels", "median s", "runs (s)", "planes"],
             job_rows,
-            note=f"Bio-Formats ÷ native = {job_ratio:.1f}×.",
+            note=f"Bio-Formats ÷ native = {job_ratio:.1f}×. The last row is the computation "
+            "alone (scikit-image's profile_line over the Z projections): what remains of the "
+            "job once reading is free. Reading part (job − that floor), Bio-Formats ÷ native: "
+            f"{read_ratio:.1f}×.",
         )
     )
 
@@ -300,7 +325,10 @@ def targets(sec: Section) -> list[list[Any]]:
             f"{job:.1f}",
             "≥ 5",
             "met" if job >= 5 else "NOT met",
-            f"{d['profile_job_s']['bioformats']:.2f} vs {d['profile_job_s']['native']:.2f} s",
+            f"{d['profile_job_s']['bioformats']:.2f} vs {d['profile_job_s']['native']:.2f} s; "
+            f"the computation alone (pixels in memory) takes "
+            f"{d['profile_job_s']['in memory']:.2f} s, so the job cannot beat that; the "
+            f"reading part alone: {d['profile_read_ratio']:.1f}×",
         ]
     )
     v = d["verify"]

@@ -19,6 +19,7 @@ verifies it before use.
 
 from __future__ import annotations
 
+import re
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -98,6 +99,39 @@ def memory_blocks(path: str, start: int, version: int) -> dict[str, tuple[int, i
             blocks[block_id] = (data, size)
             pos = data + size
     return blocks
+
+
+_ATTACHMENT = re.compile(r"<Attachment\b[^>]*?(/?)>|</Attachment>")
+
+
+def without_attachments(xml: str) -> str:
+    """``xml`` without its ``<Attachment>`` elements (instrument settings, markers...).
+
+    They hold nothing about the pixel layout but most of the header of a real LAS X file
+    (~90 %), so parsing is ~10x faster without them. Unbalanced tags: ``xml`` unchanged.
+    """
+    parts: list[str] = []
+    depth = 0
+    keep = 0
+    for match in _ATTACHMENT.finditer(xml):
+        if match.group(0).startswith("</"):
+            depth -= 1
+            if depth < 0:
+                return xml
+            if depth == 0:
+                keep = match.end()
+        elif match.group(1):  # <Attachment .../>
+            if depth == 0:
+                parts.append(xml[keep : match.start()])
+                keep = match.end()
+        else:
+            if depth == 0:
+                parts.append(xml[keep : match.start()])
+            depth += 1
+    if depth != 0:
+        return xml
+    parts.append(xml[keep:])
+    return "".join(parts)
 
 
 def _images(root: ET.Element) -> list[tuple[str, ET.Element]]:
@@ -193,7 +227,7 @@ def layout(path: str, stamp: tuple[int, int] | None) -> tuple[LifImage, ...]:
     """
     xml, after = read_header(path)
     try:
-        root = ET.fromstring(xml)
+        root = ET.fromstring(without_attachments(xml))
     except ET.ParseError as exc:
         raise LifLayoutError(f"{path}: LIF XML header does not parse: {exc}") from None
     version = int(root.get("Version", "2"))

@@ -324,13 +324,13 @@ def describe(path: str | os.PathLike[str], pixels: str | None = None) -> list[di
         One per series: ``series`` (index), ``name``, ``pixels`` (``"native"`` or
         ``"bioformats"``), ``reason``, ``verify_ms``.
     """
-    from .metadata import read_spec, resolve_series
+    from .metadata import read_spec
 
     checked = readers.check_path(path)
     count = readers.get_reader(checked).series_count
     out = []
     for index in range(count):
-        spec = read_spec(checked, resolve_series(readers.get_reader(checked), index))
+        spec = read_spec(checked, index)
         choice = choose(spec, pixels)
         out.append(
             {
