@@ -201,7 +201,9 @@ def run(s: Settings) -> Section:
         )
     # the floor: the same statistics on pixels already in memory (k timepoints, scaled to T)
     k = min(T, 8)
-    held = bfdask.open(lp, ome=False, pixels="native").isel(T=slice(0, k)).load()
+    held = (
+        bfdask.open(lp, ome=False, pixels="native").isel(T=slice(0, k)).load(scheduler="threads")
+    )
     held = held.chunk({"T": 1})
     floor = measure(
         lambda: bfdask.profile(held, *line, linewidth=9).compute(scheduler="threads"),
