@@ -289,21 +289,25 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     if mode == "bioformats":
         return Choice(None, "pixels='bioformats' was asked")
     started = time.perf_counter()
+    recipe: NativeRecipe | None = None
+    level = logging.INFO  # no plan for this layout: expected, e.g. any CZI
     try:
         recipe = build_recipe(spec)
         mismatch = verify(spec, recipe)
+        level = logging.WARNING  # a plan that Bio-Formats contradicts: worth a look
     except NativePixelsError as exc:
-        recipe, mismatch = None, str(exc)
-    except (OSError, ValueError) as exc:  # verification read failed (file changed, ...)
-        recipe, mismatch = None, f"{type(exc).__name__}: {exc}"
+        mismatch = str(exc)
+    except (OSError, ValueError) as exc:  # Bio-Formats' read failed (file changed, ...)
+        mismatch = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
     where = f"{spec.path!r} series {spec.series}"
     if recipe is not None and mismatch is None:
-        count = len(verify_planes(recipe))
-        reason = (
-            f"{'LIF memory block offsets' if recipe.kind == 'lif' else 'tifffile pages'}, "
-            f"verified against Bio-Formats on {count} plane(s)"
-        )
+        how = {
+            "lif": "byte offsets from the LIF header",
+            "ome-tiff": "OME-TIFF TiffData pages",
+            "tiff": "TIFF pages in IFD order",
+        }[recipe.kind]
+        reason = f"{how}, verified against Bio-Formats on {len(verify_planes(recipe))} plane(s)"
         log.debug("native pixels for %s: %s (%.1f ms)", where, reason, seconds * 1e3)
         return Choice(recipe, reason, seconds)
     if mode == "native":
@@ -311,7 +315,7 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
             f"pixels='native' was asked for {where}, but it has no verified native plan: "
             f"{mismatch}. Use pixels='auto' (falls back to Bio-Formats) or 'bioformats'."
         )
-    log.info("Bio-Formats pixels for %s: %s", where, mismatch)
+    log.log(level, "Bio-Formats pixels for %s: %s", where, mismatch)
     return Choice(None, f"no native plan: {mismatch}", seconds)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 import pickle
 import struct
@@ -221,9 +222,14 @@ def test_wrong_plan_fails_verification(tmp_path: Path) -> None:
     assert planes[0] == 0 and planes[-1] == 11 and len(planes) == 5
 
 
-def test_modes(tmp_path: Path) -> None:
+def test_modes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ics = str(DATA / "ics" / "chromo3d.ics")
-    auto = bfdask.open(ics, ome=False)
+    with caplog.at_level(logging.INFO, logger="bfdask.pixels"):
+        auto = bfdask.open(ics, ome=False)
+    assert any(
+        "chromo3d.ics" in r.getMessage() and "Image Cytometry Standard" in r.getMessage()
+        for r in caplog.records
+    )  # the fallback is logged
     assert auto.attrs["pixels"] == "bioformats"
     assert "no native reader for format 'Image Cytometry Standard'" in auto.attrs["pixels_reason"]
     with pytest.raises(bfdask.NativePixelsError, match=r"chromo3d\.ics"):
