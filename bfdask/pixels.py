@@ -351,7 +351,15 @@ def describe(path: str | os.PathLike[str], pixels: str | None = None) -> list[di
 # -- reading a block ------------------------------------------------------------------------
 
 
-def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
+def _plane_error(recipe: NativeRecipe, index: int, path: str, problem: str) -> CorruptFileError:
+    """The error for a plane that cannot be read, worded as Bio-Formats' errors are."""
+    return CorruptFileError(
+        f"Reading plane {index} of series {recipe.series} of {path!r} failed: {problem}. "
+        "The file may be truncated or damaged; check it opens in Fiji/showinf."
+    )
+
+
+def _pread_into(fd: int, target: np.ndarray, offset: int) -> None:
     view = memoryview(target).cast("B")
     done = os.preadv(fd, [view], offset)
     while 0 < done < len(view):  # a short read (rare): go on from where it stopped
@@ -360,10 +368,7 @@ def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
             break
         done += step
     if done != len(view):
-        raise CorruptFileError(
-            f"{path!r} ends before the pixels at byte offset {offset} (+{len(view)} bytes): "
-            "the file is truncated. Check it opens in Fiji/showinf."
-        )
+        raise EOFError(f"the file ends before byte {offset + len(view)} of this plane")
 
 
 def _read_rows(
@@ -374,15 +379,14 @@ def _read_rows(
     full_x: int,
     y: tuple[int, int],
     x: tuple[int, int],
-    path: str,
 ) -> None:
     """Rows ``y`` (all columns on disk) of a plane into ``out`` (``(h, w[, S])``)."""
     start = plane_offset + y[0] * row_bytes
     if x == (0, full_x):
-        _pread_into(fd, out, start, path)
+        _pread_into(fd, out, start)
         return
     rows = np.empty((y[1] - y[0], full_x, *out.shape[2:]), out.dtype)
-    _pread_into(fd, rows, start, path)
+    _pread_into(fd, rows, start)
     out[...] = rows[:, x[0] : x[1]]
 
 
@@ -428,7 +432,12 @@ def read_block(
         fd = os.open(recipe.path, os.O_RDONLY)
         try:
             for offset, at in planes:
-                _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x, recipe.path)
+                try:
+                    _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
+                except (EOFError, OSError) as exc:
+                    ti, ci, zi = (a + o for a, o in zip(at, (t[0], c[0], z[0]), strict=True))
+                    index = recipe.plane_index(zi, ci, ti)
+                    raise _plane_error(recipe, index, recipe.path, str(exc)) from None
         finally:
             os.close(fd)
         if swap:
@@ -466,16 +475,20 @@ def _read_tiff(
     try:
         for file, offset, index, at in jobs:
             name = table.files[file]
-            if offset >= 0:
-                fd = fds.get(file)
-                if fd is None:
-                    fd = fds[file] = os.open(name, os.O_RDONLY)
-                _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x, name)
-                if swap:
-                    out[at].byteswap(inplace=True)
-                continue
-            stamp = recipe.stamp if name == recipe.path else None
-            plane = tiff.decode_page(name, stamp, int(table.page[index]))
+            try:
+                if offset >= 0:
+                    fd = fds.get(file)
+                    if fd is None:
+                        fd = fds[file] = os.open(name, os.O_RDONLY)
+                    _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
+                    if swap:
+                        out[at].byteswap(inplace=True)
+                    continue
+                stamp = recipe.stamp if name == recipe.path else None
+                plane = tiff.decode_page(name, stamp, int(table.page[index]))
+            except Exception as exc:  # a codec's error, a short file, a bad IFD
+                problem = f"IFD {int(table.page[index])}: {type(exc).__name__}: {exc}"
+                raise _plane_error(recipe, index, name, problem) from None
             out[at] = plane[y[0] : y[1], x[0] : x[1]]  # values: any byte order converts
     finally:
         for fd in fds.values():

@@ -210,6 +210,27 @@ def test_changed_file_raises(tmp_path: Path) -> None:
         data[2].values
 
 
+def test_damaged_compressed_plane_names_file_series_and_plane(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.ome.tif"
+    source = np.random.default_rng(2).integers(0, 200, (8, 1, 1, 64, 64), dtype="uint8")
+    tifffile.imwrite(path, source, ome=True, compression="zlib", metadata={"axes": "TCZYX"})
+    verified = pixels.verify_planes(pixels.build_recipe(bfdask.read_spec(str(path))))
+    bad = next(k for k in range(8) if k not in verified)  # damage a plane not compared at open
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[bad].dataoffsets[0], tif.pages[bad].databytecounts[0]
+    with open(path, "r+b") as f:  # wipe its compressed strip
+        f.seek(offset)
+        f.write(b"\0" * count)
+    data = bfdask.open(str(path), ome=False)
+    assert data.attrs["pixels"] == "native"
+    with pytest.raises(
+        bfdask.CorruptFileError, match=rf"plane {bad} of series 0 of .*damaged\.ome\.tif"
+    ):
+        data.values
+    good = verified[-1]
+    np.testing.assert_array_equal(data[good].values, source[good])  # the others still read
+
+
 def test_wrong_plan_fails_verification(tmp_path: Path) -> None:
     path = write_lif(tmp_path / "v.lif", t=3, z=2, c=2)
     spec = bfdask.read_spec(path)
