@@ -371,6 +371,31 @@ def _pread_into(fd: int, target: np.ndarray, offset: int) -> None:
         raise EOFError(f"the file ends before byte {offset + len(view)} of this plane")
 
 
+def _read_runs(
+    fd: int, out: np.ndarray, planes: list[tuple[int, Any]], plane_bytes: int
+) -> list[tuple[int, Any]]:
+    """Read whole planes that follow each other in the file with one ``preadv`` per run (one
+    buffer per plane, up to IOV_MAX of them). Returns the planes of runs that came back short
+    (to be read one by one, which names the plane that fails)."""
+    left: list[tuple[int, Any]] = []
+    limit = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
+    start = 0
+    while start < len(planes):
+        stop = start + 1
+        while (
+            stop < len(planes)
+            and stop - start < limit
+            and planes[stop][0] == planes[stop - 1][0] + plane_bytes
+        ):
+            stop += 1
+        run = planes[start:stop]
+        views = [memoryview(out[at]).cast("B") for _, at in run]
+        if os.preadv(fd, views, run[0][0]) != plane_bytes * len(run):
+            left.extend(run)
+        start = stop
+    return left
+
+
 def _read_rows(
     fd: int,
     out: np.ndarray,
@@ -431,7 +456,9 @@ def read_block(
         )
         fd = os.open(recipe.path, os.O_RDONLY)
         try:
-            for offset, at in planes:
+            if y == (0, recipe.size_y) and x == (0, recipe.size_x):
+                planes = _read_runs(fd, out, planes, recipe.size_y * row_bytes)
+            for offset, at in planes:  # partial planes, or what a run could not read
                 try:
                     _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
                 except (EOFError, OSError) as exc:
