@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # workers inherit it: keep Bio-Formats quiet
     os.environ.setdefault("BFDASK_LOG_LEVEL", "ERROR")
+    # sections 1-4 measure the Bio-Formats path (as they were written to); section 5 asks for
+    # each pixel source explicitly
+    os.environ.setdefault("BFDASK_PIXELS", "bioformats")
 
     import logging
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import bfdask
 
-    from . import _tasks, dimorder, overhead, profiling, scale, throughput
+    from . import _tasks, dimorder, native, overhead, profiling, scale, throughput
     from ._util import Section, Settings, load_average, machine
 
     for name in list(logging.root.manager.loggerDict):
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.close()
                 cluster.close()
         attempt("scale", lambda: scale.run(s))
+        attempt("native", lambda: native.run(s))
         extra = []
         if s.profiler and "throughput" in sections:
             log("py-spy profile ...")

@@ -51,6 +51,9 @@ class Settings:
     profile_factors: tuple[float, ...] = (1, 4, 10.5)
     profiler: bool = True
     cold_cache: bool = True
+    # section 5: native pixel path, LIF and OME-TIFF (T, Z, Y, X) uint16 -> 2 GiB each
+    native_shape: tuple[int, int, int, int] = (64, 16, 1024, 1024)
+    native_verify_series: int = 200
 
     @classmethod
     def make(cls, quick: bool, out: Path, work: Path) -> Settings:
@@ -77,6 +80,8 @@ class Settings:
             profile_factors=(0.05, 0.1),
             profiler=False,
             cold_cache=False,
+            native_shape=(4, 4, 128, 128),
+            native_verify_series=12,
         )
 
 

@@ -139,6 +139,10 @@ def targets(sections: dict[str, Section]) -> Table:
             f"{main['raw preadv per plane']:.0f} MB/s",
         ]
     )
+    if "native" in sections:
+        from . import native
+
+        rows.extend(native.targets(sections["native"]))
     return Table("Targets", ["target", "measured", "goal", "status", "detail"], rows)
 
 

@@ -21,6 +21,7 @@ from .errors import (
     FileChangedError,
     JavaMemoryError,
     JVMError,
+    NativePixelsError,
     OutputExistsError,
     PositionMismatchError,
     SeriesIndexError,
@@ -46,6 +47,7 @@ __all__ = [
     "JVMError",
     "JVMPlugin",
     "JavaMemoryError",
+    "NativePixelsError",
     "OutputExistsError",
     "PositionMismatchError",
     "SeriesIndexError",
@@ -94,6 +96,7 @@ def open(
     dims: str = "TCZYX",
     *,
     ome: bool = True,
+    pixels: str | None = None,
 ) -> xarray.DataArray:
     """Open one series of a Bio-Formats file as a lazy, labeled ``xarray.DataArray``.
 
@@ -121,6 +124,14 @@ def open(
         last unless placed. E.g. ``"TZYXC"``.
     ome
         Put the series' OME-XML in ``attrs["ome_xml"]`` (default True).
+    pixels
+        Where pixels come from. ``"auto"`` (default): Bio-Formats gives the metadata; for a
+        LIF or a TIFF-family file (OME-TIFF, ImageJ, plain TIFF) a native plan reads the
+        pixels without Java (byte offsets read with ``preadv``, or tifffile), used only after
+        a few planes read both ways compared byte for byte equal; else Bio-Formats.
+        ``"bioformats"``: always Bio-Formats. ``"native"``: the native plan or an error.
+        None: ``BFDASK_PIXELS`` / dask config ``bfdask.pixels``, else ``"auto"``.
+        ``attrs["pixels"]`` and ``attrs["pixels_reason"]`` say which was used and why.
 
     Returns
     -------
@@ -142,10 +153,12 @@ def open(
         ``IndexError``).
     JavaMemoryError
         Java ran out of heap; the message says how to raise it (a ``MemoryError``).
+    NativePixelsError
+        ``pixels="native"`` and the series has no verified native plan (a ``ValueError``).
     """
     from .array import open_series
 
-    return open_series(path, series, resolution, chunks, dims, ome=ome)
+    return open_series(path, series, resolution, chunks, dims, ome=ome, pixels_mode=pixels)
 
 
 def open_all(
@@ -154,6 +167,7 @@ def open_all(
     dims: str = "TCZYX",
     *,
     ome: bool = True,
+    pixels: str | None = None,
 ) -> xarray.DataTree:
     """Open every series of a file as one lazy ``xarray.DataTree``, a node per series.
 
@@ -168,8 +182,8 @@ def open_all(
     ----------
     path
         Any file Bio-Formats reads.
-    chunks, dims, ome
-        As for :func:`open`, applied to every series.
+    chunks, dims, ome, pixels
+        As for :func:`open`, applied to every series (each series chooses its pixel source).
 
     Returns
     -------
@@ -183,7 +197,7 @@ def open_all(
     """
     from .tree import open_all as _open_all
 
-    return _open_all(path, chunks, dims, ome=ome)
+    return _open_all(path, chunks, dims, ome=ome, pixels=pixels)
 
 
 def read_spec(

@@ -2,7 +2,9 @@
 
 Each dask task holds a reference to one tiny :class:`BlockSource` (path, series, resolution,
 dtype, dims: no Java object, no OME metadata) and the slices of its block; on the worker it
-calls :func:`bfdask.readers.read_block`, which starts or reuses that process's JVM and reader.
+calls :func:`bfdask.readers.read_block`, which starts or reuses that process's JVM and reader,
+or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the bytes with
+:func:`bfdask.pixels.read_block` and never touches Java.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 from dask.base import tokenize
 
 from . import chunks as chunks_mod
-from . import metadata, readers
+from . import metadata, pixels, readers
 from .metadata import ImageSpec
+from .pixels import Choice, NativeRecipe
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class BlockSource:
     little_endian: bool
     interleaved: bool
     stamp: tuple[int, int] | None = None  # (size, mtime_ns) at open: a changed file raises
+    native: NativeRecipe | None = None  # a verified native plan: read without Java
 
     @property
     def ndim(self) -> int:
@@ -76,7 +80,23 @@ class BlockSource:
                 ranges[dim] = (low, high)
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
-        block = readers.read_block(
+        if self.native is not None:
+            block = pixels.read_block(
+                self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
+            )
+        else:
+            block = self._read_bioformats(ranges)
+        canonical = "TCZYX" + ("S" if self.samples > 1 else "")
+        if self.dims != canonical:
+            block = block.transpose([canonical.index(d) for d in self.dims])
+        for axis in reversed(range(self.ndim)):  # last first: dropped axes keep numbering
+            item = residual[axis]
+            if not isinstance(item, slice):
+                block = np.take(block, item, axis=axis)
+        return block
+
+    def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> np.ndarray:
+        return readers.read_block(
             self.path,
             self.series,
             self.resolution,
@@ -91,14 +111,6 @@ class BlockSource:
             interleaved=self.interleaved,
             stamp=self.stamp,
         )
-        canonical = "TCZYX" + ("S" if self.samples > 1 else "")
-        if self.dims != canonical:
-            block = block.transpose([canonical.index(d) for d in self.dims])
-        for axis in reversed(range(self.ndim)):  # last first: dropped axes keep numbering
-            item = residual[axis]
-            if not isinstance(item, slice):
-                block = np.take(block, item, axis=axis)
-        return block
 
 
 def normalize_dims(dims: str, spec: ImageSpec) -> str:
@@ -117,8 +129,14 @@ def normalize_dims(dims: str, spec: ImageSpec) -> str:
     return dims
 
 
-def block_source(spec: ImageSpec, dims: str = "TCZYX") -> BlockSource:
-    """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (validated)."""
+def block_source(
+    spec: ImageSpec, dims: str = "TCZYX", native: NativeRecipe | None = None
+) -> BlockSource:
+    """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (validated).
+
+    ``native`` is the series' verified native recipe (:func:`bfdask.pixels.choose`); None
+    reads through Bio-Formats.
+    """
     dims = normalize_dims(dims, spec)
     sizes = spec.sizes
     return BlockSource(
@@ -132,6 +150,7 @@ def block_source(spec: ImageSpec, dims: str = "TCZYX") -> BlockSource:
         little_endian=spec.little_endian,
         interleaved=spec.interleaved,
         stamp=spec.stamp,
+        native=native,
     )
 
 
@@ -139,12 +158,19 @@ def to_dask(
     spec: ImageSpec,
     dims: str = "TCZYX",
     chunks: Mapping[str, Any] | None = None,
+    native: NativeRecipe | None = None,
 ) -> da.Array:
-    """The lazy dask array of ``spec``, with axes in the order ``dims``."""
+    """The lazy dask array of ``spec``, with axes in the order ``dims``.
+
+    ``native`` as for :func:`block_source`.
+    """
     dims = normalize_dims(dims, spec)
     plan = chunks_mod.plan(spec, chunks)
-    source = block_source(spec, dims)
-    name = "bfdask-" + tokenize(spec.path, spec.stamp, spec.series, spec.resolution, dims, plan)
+    source = block_source(spec, dims, native)
+    source_kind = "bioformats" if native is None else native.kind
+    name = "bfdask-" + tokenize(
+        spec.path, spec.stamp, spec.series, spec.resolution, dims, plan, source_kind
+    )
     return da.from_array(
         source,
         chunks=tuple(plan[d] for d in dims),
@@ -177,8 +203,8 @@ def coords(spec: ImageSpec) -> dict[str, Any]:
     return out
 
 
-def attrs(spec: ImageSpec, ome_xml: str | None) -> dict[str, Any]:
-    """The DataArray's attrs: where it comes from, plus the series' OME-XML."""
+def attrs(spec: ImageSpec, ome_xml: str | None, choice: Choice | None = None) -> dict[str, Any]:
+    """The DataArray's attrs: where it comes from (file, and pixel source), plus its OME-XML."""
     out: dict[str, Any] = {
         "path": spec.path,
         "series": spec.series,
@@ -188,6 +214,8 @@ def attrs(spec: ImageSpec, ome_xml: str | None) -> dict[str, Any]:
         "format": spec.format,
         "pixel_type": spec.pixel_type,
         "dimension_order": spec.dimension_order,
+        "pixels": "bioformats" if choice is None else choice.source,
+        "pixels_reason": "no choice made" if choice is None else choice.reason,
     }
     for key in ("physical_size_x", "physical_size_y", "physical_size_z", "time_increment"):
         value = getattr(spec, key)
@@ -203,12 +231,20 @@ def to_xarray(
     dims: str = "TCZYX",
     chunks: Mapping[str, Any] | None = None,
     ome_xml: str | None = None,
+    choice: Choice | None = None,
 ) -> Any:
-    """The labeled, lazy ``xarray.DataArray`` of ``spec``."""
-    return labeled(spec, dims, to_dask(spec, dims, chunks), ome_xml)
+    """The labeled, lazy ``xarray.DataArray`` of ``spec`` (pixels as ``choice`` says)."""
+    native = None if choice is None else choice.recipe
+    return labeled(spec, dims, to_dask(spec, dims, chunks, native), ome_xml, choice)
 
 
-def labeled(spec: ImageSpec, dims: str, data: Any, ome_xml: str | None = None) -> Any:
+def labeled(
+    spec: ImageSpec,
+    dims: str,
+    data: Any,
+    ome_xml: str | None = None,
+    choice: Choice | None = None,
+) -> Any:
     """``data`` (shaped as ``spec`` in the order ``dims``) as a labeled ``xarray.DataArray``.
 
     ``data`` is the dask array of :func:`to_dask` for :func:`bfdask.open`, or a lazily indexed
@@ -221,7 +257,7 @@ def labeled(spec: ImageSpec, dims: str, data: Any, ome_xml: str | None = None) -
         data,
         dims=tuple(dims),
         coords=coords(spec),
-        attrs=attrs(spec, ome_xml),
+        attrs=attrs(spec, ome_xml, choice),
         name=os.path.basename(spec.path),
     )
 
@@ -233,8 +269,12 @@ def open_series(
     chunks: Mapping[str, Any] | None = None,
     dims: str = "TCZYX",
     ome: bool = True,
+    pixels_mode: str | None = None,
 ) -> Any:
     """Implementation of :func:`bfdask.open` (see there)."""
+    mode = pixels.resolve_mode(pixels_mode)  # a bad value fails before any Java work
     spec = metadata.read_spec(path, series, resolution)
     ome_xml = metadata.series_ome_xml(spec.path, spec.series) if ome else None
-    return to_xarray(spec, dims, chunks, ome_xml)
+    dims = normalize_dims(dims, spec)
+    choice = pixels.choose(spec, mode)
+    return to_xarray(spec, dims, chunks, ome_xml, choice)

@@ -77,14 +77,22 @@ def preferred_chunks(spec: ImageSpec, dims: str) -> dict[str, int | tuple[int, .
     return out
 
 
-def lazy_dataarray(spec: ImageSpec, dims: str = "TCZYX", ome_xml: str | None = None) -> Any:
+def lazy_dataarray(
+    spec: ImageSpec,
+    dims: str = "TCZYX",
+    ome_xml: str | None = None,
+    pixels: str | None = None,
+) -> Any:
     """The labeled DataArray of ``spec`` over a lazily indexed (non-dask) array, with
-    ``encoding["preferred_chunks"]`` for xarray's ``chunks=``."""
+    ``encoding["preferred_chunks"]`` for xarray's ``chunks=``; ``pixels`` as for
+    :func:`bfdask.open`."""
+    from . import pixels as pixels_mod
     from .array import block_source, labeled
 
-    source = block_source(spec, dims)
+    choice = pixels_mod.choose(spec, pixels)
+    source = block_source(spec, dims, choice.recipe)
     data = indexing.LazilyIndexedArray(BioformatsBackendArray(source))
-    array = labeled(spec, source.dims, data, ome_xml)
+    array = labeled(spec, source.dims, data, ome_xml, choice)
     array.encoding["preferred_chunks"] = preferred_chunks(spec, source.dims)
     return array
 
@@ -102,6 +110,7 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         "resolution",
         "dims",
         "ome",
+        "pixels",
     )
     supports_groups = True
 
@@ -114,15 +123,19 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         resolution: int = 0,
         dims: str = "TCZYX",
         ome: bool = True,
+        pixels: str | None = None,
     ) -> xr.Dataset:
         """One series as a Dataset with the variable ``image`` (dims, coords and attrs as
-        :func:`bfdask.open`); ``series``, ``resolution``, ``dims``, ``ome`` as there."""
+        :func:`bfdask.open`); ``series``, ``resolution``, ``dims``, ``ome``, ``pixels`` as
+        there."""
         from . import metadata
+        from . import pixels as pixels_mod
         from .tree import series_dataset
 
+        pixels_mod.resolve_mode(pixels)  # a bad value fails before any Java work
         spec = metadata.read_spec(_path(filename_or_obj), series, resolution)
         ome_xml = metadata.series_ome_xml(spec.path, spec.series) if ome else None
-        dataset = series_dataset(lazy_dataarray(spec, dims, ome_xml))
+        dataset = series_dataset(lazy_dataarray(spec, dims, ome_xml, pixels))
         return _drop(dataset, drop_variables)
 
     def open_datatree(  # type: ignore[override]
@@ -132,11 +145,19 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         drop_variables: str | Iterable[str] | None = None,
         dims: str = "TCZYX",
         ome: bool = True,
+        pixels: str | None = None,
     ) -> xr.DataTree:
         """Every series as a node of a DataTree (see :func:`bfdask.open_all`)."""
+        from . import pixels as pixels_mod
         from .tree import build_tree
 
-        tree = build_tree(_path(filename_or_obj), dims, ome, lazy_dataarray)
+        pixels_mod.resolve_mode(pixels)
+        tree = build_tree(
+            _path(filename_or_obj),
+            dims,
+            ome,
+            lambda spec, dims, ome_xml: lazy_dataarray(spec, dims, ome_xml, pixels),
+        )
         if drop_variables:
             tree = tree.map_over_datasets(lambda ds: _drop(ds, drop_variables))
         return tree
@@ -148,10 +169,11 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         drop_variables: str | Iterable[str] | None = None,
         dims: str = "TCZYX",
         ome: bool = True,
+        pixels: str | None = None,
     ) -> dict[str, xr.Dataset]:
         """The nodes of :meth:`open_datatree` by path (``"/"`` is the file's root)."""
         tree = self.open_datatree(
-            filename_or_obj, drop_variables=drop_variables, dims=dims, ome=ome
+            filename_or_obj, drop_variables=drop_variables, dims=dims, ome=ome, pixels=pixels
         )
         return {node.path: node.to_dataset() for node in tree.subtree}
 

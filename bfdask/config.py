@@ -24,6 +24,7 @@ ENV_VARS = {
     "bfdask.reader.cache-size": "BFDASK_READER_CACHE_SIZE",
     "bfdask.reader.memo-dir": "BFDASK_MEMO_DIR",
     "bfdask.reader.memo-min-ms": "BFDASK_MEMO_MIN_MS",
+    "bfdask.pixels": "BFDASK_PIXELS",
 }
 
 

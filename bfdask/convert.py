@@ -208,7 +208,7 @@ def _images(
 def _from_path(
     path: str | os.PathLike[str], series: Sequence[int | str] | None, tile: int
 ) -> tuple[list[_Image], str]:
-    from . import metadata
+    from . import metadata, pixels
     from .array import to_xarray
 
     specs = metadata.read_specs(path)
@@ -222,10 +222,11 @@ def _from_path(
     images = []
     for index in chosen:
         spec = specs[index]
-        array = to_xarray(spec)
+        choice = pixels.choose(spec)  # the native path where verified, as bfdask.open does
+        array = to_xarray(spec, choice=choice)
         aligned = _aligned_read_chunks(array.data, tile)
         if aligned:  # re-plan the reads so that zarr chunks never straddle two blocks
-            array = to_xarray(spec, chunks=aligned)
+            array = to_xarray(spec, chunks=aligned, choice=choice)
         images.append(_from_dataarray(array, str(index), tile))
     document = metadata.OmeXml(metadata.file_ome_xml(path))
     return images, document.subset(chosen)

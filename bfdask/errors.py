@@ -26,6 +26,10 @@ class UnsupportedFormatError(BfdaskError, ValueError):
     """Bio-Formats cannot read this path: a directory, an empty file or an unknown format."""
 
 
+class NativePixelsError(UnsupportedFormatError):
+    """``pixels="native"`` was asked but this series has no verified native pixel plan."""
+
+
 class CorruptFileError(BfdaskError, OSError):
     """The file was recognised but its pixels or structure cannot be read (truncated, damaged)."""
 
@@ -64,6 +68,7 @@ __all__ = [
     "FileChangedError",
     "JVMError",
     "JavaMemoryError",
+    "NativePixelsError",
     "OutputExistsError",
     "PositionMismatchError",
     "SeriesIndexError",

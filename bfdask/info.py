@@ -82,6 +82,16 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
+def add_pixel_sources(info: dict[str, Any]) -> None:
+    """Add ``pixels`` (``"native"`` / ``"bioformats"``) and ``pixels_reason`` to each series
+    of :func:`describe`'s result, as :func:`bfdask.open` would choose (reads a few planes)."""
+    from . import pixels
+
+    for series, source in zip(info["series"], pixels.describe(info["path"]), strict=True):
+        series["pixels"] = source["pixels"]
+        series["pixels_reason"] = source["reason"]
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -106,6 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--java", action="store_true", help="describe the JVM (version, libjvm, heap)"
     )
+    parser.add_argument(
+        "--pixels",
+        action="store_true",
+        help="also say which pixel source each series uses (native or Bio-Formats) and why; "
+        "verifies a few planes per series, as bfdask.open does",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     if args.path is not None:
         out["file"] = describe(args.path)
+        if args.pixels:
+            add_pixel_sources(out["file"])
     if args.java:
         out["java"] = java()
     if args.json:
@@ -156,6 +174,11 @@ def format_file(info: dict[str, Any]) -> str:
             f"{s['index']:>4}  {s['name'][:32]:<32} {shape:<30} {s['dtype']:<7} {size_um:<22} "
             f"{s['resolutions']:>3}  {channels[:60]}"
         )
+    if any("pixels" in s for s in info["series"]):
+        lines.append("")
+        lines.append(f"{'#':>4}  {'pixels':<10} why")
+        for s in info["series"]:
+            lines.append(f"{s['index']:>4}  {s['pixels']:<10} {s['pixels_reason']}")
     return "\n".join(lines) + "\n"
 
 

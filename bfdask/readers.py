@@ -447,8 +447,15 @@ def close_all() -> None:
 
 
 def planes_read() -> int:
-    """Number of planes (or plane tiles) this process has read so far."""
+    """Number of planes (or plane tiles) this process has read so far, by either pixel path."""
     return _planes_read
+
+
+def count_planes(n: int) -> None:
+    """Add ``n`` planes to :func:`planes_read` (each pixel path counts its reads)."""
+    global _planes_read
+    with _all_lock:
+        _planes_read += n
 
 
 def open_readers() -> int:
@@ -566,9 +573,7 @@ def read_block(
             out = np.empty(shape, dtype=np_dtype)
             for index, position in planes:
                 out[position] = reader.read_plane(index, y, x, *layout)
-        global _planes_read
-        with _all_lock:
-            _planes_read += len(planes)
+        count_planes(len(planes))
     except BfdaskError:
         raise
     except (JavaThrown, javabridge_exception()) as exc:

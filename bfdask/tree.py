@@ -87,10 +87,18 @@ def open_all(
     dims: str = "TCZYX",
     *,
     ome: bool = True,
+    pixels: str | None = None,
 ) -> xr.DataTree:
     """Implementation of :func:`bfdask.open_all` (see there)."""
+    from . import pixels as pixels_mod
     from .array import to_xarray
 
+    pixels_mod.resolve_mode(pixels)  # a bad value fails before any Java work
     return build_tree(
-        path, dims, ome, lambda spec, dims, ome_xml: to_xarray(spec, dims, chunks, ome_xml)
+        path,
+        dims,
+        ome,
+        lambda spec, dims, ome_xml: to_xarray(
+            spec, dims, chunks, ome_xml, pixels_mod.choose(spec, pixels)
+        ),
     )

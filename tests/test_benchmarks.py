@@ -55,6 +55,7 @@ def test_results_tables_are_filled(quick_run: tuple[Path, subprocess.CompletedPr
         "## 2. Throughput",
         "## 3. Fixed cost per chunk",
         "## 4. Scale",
+        "## 5. Native pixel path",
     ):
         assert heading in text, heading
     assert "TODO" not in text

@@ -48,6 +48,13 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@pytest.fixture(autouse=True)
+def bioformats_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the JVM in each worker: read through Bio-Formats. (The sample is
+    an OME-TIFF, which would otherwise be read without Java; see tests/test_native.py.)"""
+    monkeypatch.setenv("BFDASK_PIXELS", "bioformats")
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo.write_sample(tmp_path_factory.mktemp("sample"), SAMPLE)

@@ -89,3 +89,18 @@ def test_java_and_text_output(capsys):
     assert "loci.formats.in.ZeissCZIReader" in text and "max_heap" in text
     assert main(["info"]) == 1
     assert "needs a PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", [FILES[0], FILES[1]], ids=lambda p: p.name)
+def test_pixels_option_says_which_source_each_series_uses(path, capsys):
+    info = info_json(capsys, str(path), "--pixels")
+    for row in info["series"]:
+        data = bfdask.open(path, series=row["index"], ome=False)
+        assert row["pixels"] == data.attrs["pixels"]
+        assert row["pixels_reason"] == data.attrs["pixels_reason"]
+    expected = "native" if path.suffix == ".lif" else "bioformats"
+    assert {row["pixels"] for row in info["series"]} == {expected}
+    capsys.readouterr()
+    assert main(["info", str(path), "--pixels"]) == 0
+    text = capsys.readouterr().out
+    assert f"   0  {expected}" in text

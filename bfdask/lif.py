@@ -1,0 +1,238 @@
+"""Where the pixels of a Leica LIF series sit in the file, read from the file's own structure.
+
+A LIF file is an XML header block followed by one memory block per element (LAS X layout, see
+``shared/tools/make_lif.py``)::
+
+    header block   int32 0x70 | int32 length | byte 0x2A | int32 nchars | XML (UTF-16LE)
+    memory block   int32 0x70 | int32 length | byte 0x2A | size (int64; int32 in version 1) |
+                   byte 0x2A | int32 nchars | block id (UTF-16LE) | data
+
+Each image element's ``ImageDescription`` gives its dimensions (DimID 1 = X, 2 = Y, 3 = Z,
+4 = T, 10 = tiles) and channels, each with its byte increment in the memory block, so the byte
+offset of any (z, c, t) plane is ``block start + c_offset[c] + z * z_stride + t * t_stride``.
+Bio-Formats' LIF reader makes one series per image element with data, and one per tile of a
+tile scan, in document order; a scan whose second dimension is Z (an XZ scan) has Z as its rows.
+
+Nothing here touches Java; :mod:`bfdask.pixels` matches this layout to Bio-Formats' series and
+verifies it before use.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import lru_cache
+
+LIF_MAGIC = 0x70
+LIF_MEM = 0x2A
+
+
+class LifLayoutError(ValueError):
+    """The file is not a LIF this module understands (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class LifImage:
+    """Byte layout of one Bio-Formats series of a LIF file (plain ints, picklable)."""
+
+    name: str
+    offset: int  # absolute file offset of the series' first byte (block start + tile offset)
+    nbytes: int  # bytes the series may span from ``offset`` (its memory block's rest)
+    size_x: int
+    size_y: int
+    size_z: int
+    size_c: int
+    size_t: int
+    x_stride: int  # bytes between neighbouring pixels of a row
+    row_stride: int  # bytes between rows
+    z_stride: int
+    t_stride: int
+    c_offsets: tuple[int, ...]  # byte offset of each channel
+    bits: tuple[int, ...]  # bits per sample of each channel (Resolution)
+    rgb: bool  # a channel has a ChannelTag (RGB data)
+
+
+def _read_exact(f, n: int, path: str) -> bytes:  # type: ignore[no-untyped-def]
+    data = f.read(n)
+    if len(data) != n:
+        raise LifLayoutError(f"{path}: truncated LIF structure")
+    return data
+
+
+def read_header(path: str) -> tuple[str, int]:
+    """The XML header of ``path`` and the file offset just after it."""
+    with open(path, "rb") as f:
+        magic, _length, mem, nchars = struct.unpack("<IIBI", _read_exact(f, 13, path))
+        if magic != LIF_MAGIC or mem != LIF_MEM:
+            raise LifLayoutError(f"{path}: no LIF header (magic {magic:#x})")
+        xml = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+        return xml, f.tell()
+
+
+def memory_blocks(path: str, start: int, version: int) -> dict[str, tuple[int, int]]:
+    """Every memory block of the file: ``{block id: (data offset, data size)}``.
+
+    Walks the block headers only (one small read each), seeking over the data; 64-bit sizes
+    and offsets throughout.
+    """
+    blocks: dict[str, tuple[int, int]] = {}
+    size_format = "<Q" if version >= 2 else "<I"
+    size_len = struct.calcsize(size_format)
+    with open(path, "rb") as f:
+        end = f.seek(0, 2)
+        pos = start
+        while pos + 9 <= end:
+            f.seek(pos)
+            magic, _length, mem = struct.unpack("<IIB", _read_exact(f, 9, path))
+            if magic != LIF_MAGIC or mem != LIF_MEM:
+                raise LifLayoutError(f"{path}: bad memory block header at offset {pos}")
+            (size,) = struct.unpack(size_format, _read_exact(f, size_len, path))
+            mem2, nchars = struct.unpack("<BI", _read_exact(f, 5, path))
+            if mem2 != LIF_MEM:
+                raise LifLayoutError(f"{path}: bad memory block header at offset {pos}")
+            block_id = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+            data = f.tell()
+            if data + size > end:
+                raise LifLayoutError(f"{path}: memory block {block_id} runs past the file end")
+            blocks[block_id] = (data, size)
+            pos = data + size
+    return blocks
+
+
+_ATTACHMENT = re.compile(r"<Attachment\b[^>]*?(/?)>|</Attachment>")
+
+
+def without_attachments(xml: str) -> str:
+    """``xml`` without its ``<Attachment>`` elements (instrument settings, markers...).
+
+    They hold nothing about the pixel layout but most of the header of a real LAS X file
+    (~90 %), so parsing is ~10x faster without them. Unbalanced tags: ``xml`` unchanged.
+    """
+    parts: list[str] = []
+    depth = 0
+    keep = 0
+    for match in _ATTACHMENT.finditer(xml):
+        if match.group(0).startswith("</"):
+            depth -= 1
+            if depth < 0:
+                return xml
+            if depth == 0:
+                keep = match.end()
+        elif match.group(1):  # <Attachment .../>
+            if depth == 0:
+                parts.append(xml[keep : match.start()])
+                keep = match.end()
+        else:
+            if depth == 0:
+                parts.append(xml[keep : match.start()])
+            depth += 1
+    if depth != 0:
+        return xml
+    parts.append(xml[keep:])
+    return "".join(parts)
+
+
+def _images(root: ET.Element) -> list[tuple[str, ET.Element]]:
+    """Image elements with data, in document order, with their names below the root."""
+    out: list[tuple[str, ET.Element]] = []
+
+    def walk(element: ET.Element, prefix: str) -> None:
+        for child in element.findall("./Children/Element"):
+            name = child.get("Name", "")
+            full = f"{prefix}/{name}" if prefix else name
+            image = child.find("./Data/Image")
+            memory = child.find("./Memory")
+            if image is not None and memory is not None and int(memory.get("Size", "0")) > 0:
+                out.append((full, child))
+            walk(child, full)
+
+    top = root.find("./Element")
+    if top is None:
+        raise LifLayoutError("no root Element in the LIF header")
+    walk(top, "")
+    return out
+
+
+def _layout(
+    path: str, name: str, element: ET.Element, blocks: dict[str, tuple[int, int]]
+) -> list[LifImage]:
+    """The series (one, or one per tile) of one image element."""
+    description = element.find("./Data/Image/ImageDescription")
+    memory = element.find("./Memory")
+    if description is None or memory is None:
+        raise LifLayoutError(f"{name}: no ImageDescription")
+    block_id = memory.get("MemoryBlockID", "")
+    if block_id not in blocks:
+        raise LifLayoutError(f"{name}: memory block {block_id!r} not in the file")
+    start, size = blocks[block_id]
+    channels = description.findall("./Channels/ChannelDescription")
+    dims = [
+        (
+            int(d.get("DimID", "0")),
+            int(d.get("NumberOfElements", "1")),
+            int(d.get("BytesInc", "0")),
+        )
+        for d in description.findall("./Dimensions/DimensionDescription")
+    ]
+    if not channels or len(dims) < 2:
+        raise LifLayoutError(f"{name}: fewer than two dimensions or no channel")
+    unknown = {d for d, _, _ in dims} - {1, 2, 3, 4, 10}
+    if unknown:
+        raise LifLayoutError(f"{name}: dimension ids {sorted(unknown)} are not handled")
+    if dims[0][0] != 1:
+        raise LifLayoutError(f"{name}: first dimension is not X")
+    by_id = {d: (n, inc) for d, n, inc in dims}
+    if len(by_id) != len(dims):
+        raise LifLayoutError(f"{name}: a dimension id repeats")
+    row_id = dims[1][0]  # 2 normally; 3 for an XZ scan, whose Z Bio-Formats shows as Y
+    if row_id not in (2, 3):
+        raise LifLayoutError(f"{name}: second dimension (id {row_id}) is neither Y nor Z")
+    z_id = 3 if row_id == 2 else 2
+    z_n, z_inc = by_id.get(z_id, (1, 0))
+    t_n, t_inc = by_id.get(4, (1, 0))
+    tiles, tile_inc = by_id.get(10, (1, 0))
+    common = {
+        "size_x": by_id[1][0],
+        "size_y": by_id[row_id][0],
+        "size_z": z_n,
+        "size_c": len(channels),
+        "size_t": t_n,
+        "x_stride": by_id[1][1],
+        "row_stride": by_id[row_id][1],
+        "z_stride": z_inc,
+        "t_stride": t_inc,
+        "c_offsets": tuple(int(c.get("BytesInc", "0")) for c in channels),
+        "bits": tuple(int(c.get("Resolution", "0")) for c in channels),
+        "rgb": any(c.get("ChannelTag", "0") != "0" for c in channels),
+    }
+    return [
+        LifImage(name=name, offset=start + k * tile_inc, nbytes=size - k * tile_inc, **common)
+        for k in range(tiles)
+    ]
+
+
+@lru_cache(maxsize=32)
+def layout(path: str, stamp: tuple[int, int] | None) -> tuple[LifImage, ...]:
+    """Every Bio-Formats series of the LIF file ``path``, in Bio-Formats' order (cached).
+
+    ``stamp`` (the file's size and mtime) is part of the cache key: a changed file is parsed
+    again.
+
+    Raises
+    ------
+    LifLayoutError
+        The file's structure is not one this module handles.
+    """
+    xml, after = read_header(path)
+    try:
+        root = ET.fromstring(without_attachments(xml))
+    except ET.ParseError as exc:
+        raise LifLayoutError(f"{path}: LIF XML header does not parse: {exc}") from None
+    version = int(root.get("Version", "2"))
+    blocks = memory_blocks(path, after, version)
+    out: list[LifImage] = []
+    for name, element in _images(root):
+        out.extend(_layout(path, name, element, blocks))
+    return tuple(out)

@@ -1,0 +1,528 @@
+"""Where a series' pixels come from: a verified native plan, or Bio-Formats.
+
+Bio-Formats stays the authority on what a file contains (series, sizes, dimension order, plane
+index). For a Leica LIF (:mod:`bfdask.lif`) and the TIFF family (:mod:`bfdask.tiff`) the
+pixels of a plane can be read without Java: from byte offsets in the file (``os.preadv``
+straight into the output block) or through tifffile. At open, :func:`choose` builds such a plan
+for the series and **verifies** it: a few planes (first, last and some chosen at random) read
+both ways must be byte for byte identical. Any mismatch, unsupported layout or error sends the
+series to Bio-Formats (``pixels="auto"``, the reason is logged and kept in the DataArray's
+attrs) or raises :class:`~bfdask.errors.NativePixelsError` (``pixels="native"``).
+
+A task on the native path (:func:`read_block`) touches no Java: a worker that runs only such
+tasks never starts a JVM. Its recipe (:class:`NativeRecipe`) is a few numbers; a TIFF page table
+is rebuilt once per worker process from the file and cached there, never sent with the tasks.
+The file's (size, mtime) stamp taken at open is checked before and after every read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import config, readers
+from .errors import CorruptFileError, NativePixelsError
+from .metadata import ImageSpec
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "bioformats", "native")
+
+#: planes compared with Bio-Formats besides the first and the last
+RANDOM_PLANES = 3
+#: at most this many bytes of each verified plane are compared (rows from the top)
+VERIFY_BYTES = 32 << 20
+
+LIF_FORMAT = "Leica Image File Format"
+TIFF_FORMATS = ("OME-TIFF", "Tagged Image File Format")
+
+
+@dataclass(frozen=True)
+class NativeRecipe:
+    """What a task needs to read any block of one series without Java (plain values).
+
+    ``kind`` is ``"lif"`` (byte offsets: ``offset + c_offsets[c] + z * z_stride + t *
+    t_stride``, rows ``row_stride`` apart) or ``"ome-tiff"`` / ``"tiff"`` (a page table,
+    rebuilt once per process by :func:`bfdask.tiff.page_table` from these fields).
+    """
+
+    kind: str
+    path: str
+    stamp: tuple[int, int] | None
+    series: int
+    order: str  # Bio-Formats' dimension order, e.g. "XYCZT"
+    size_z: int
+    size_c: int  # effective channels
+    size_t: int
+    size_y: int
+    size_x: int
+    samples: int
+    dtype: str
+    little_endian: bool
+    offset: int = 0
+    row_stride: int = 0
+    z_stride: int = 0
+    t_stride: int = 0
+    c_offsets: tuple[int, ...] = field(default=())
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    def plane_index(self, z: int, c: int, t: int) -> int:
+        """Bio-Formats' plane index of (z, c, t) (rasterised by the dimension order)."""
+        position = {"Z": z, "C": c, "T": t}
+        sizes = {"Z": self.size_z, "C": self.size_c, "T": self.size_t}
+        index, stride = 0, 1
+        for dim in self.order[2:]:
+            index += position[dim] * stride
+            stride *= sizes[dim]
+        return index
+
+    def zct(self, index: int) -> tuple[int, int, int]:
+        """(z, c, t) of Bio-Formats' plane ``index`` (the inverse of :meth:`plane_index`)."""
+        sizes = {"Z": self.size_z, "C": self.size_c, "T": self.size_t}
+        position = {}
+        for dim in self.order[2:]:
+            index, position[dim] = divmod(index, sizes[dim])
+        return position["Z"], position["C"], position["T"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The pixel source chosen for one series: ``recipe`` None means Bio-Formats."""
+
+    recipe: NativeRecipe | None
+    reason: str
+    verify_seconds: float = 0.0
+
+    @property
+    def source(self) -> str:
+        """``"native"`` or ``"bioformats"``."""
+        return "bioformats" if self.recipe is None else "native"
+
+
+def resolve_mode(pixels: str | None) -> str:
+    """The pixel mode from the keyword, ``BFDASK_PIXELS`` or dask config ``bfdask.pixels``."""
+    mode = str(config.get("bfdask.pixels", pixels) or "auto").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"pixels={mode!r} must be one of {', '.join(map(repr, MODES))}")
+    return mode
+
+
+# -- building a plan --------------------------------------------------------------------------
+
+
+def _base(spec: ImageSpec, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "path": spec.path,
+        "stamp": spec.stamp,
+        "series": spec.series,
+        "order": spec.dimension_order,
+        "size_z": spec.size_z,
+        "size_c": spec.size_c,
+        "size_t": spec.size_t,
+        "size_y": spec.size_y,
+        "size_x": spec.size_x,
+        "samples": spec.samples,
+        "dtype": spec.dtype,
+        "little_endian": spec.little_endian,
+    }
+
+
+def _lif_recipe(spec: ImageSpec) -> NativeRecipe:
+    from . import lif
+
+    images = lif.layout(spec.path, spec.stamp)
+    if len(images) != spec.series_count:
+        raise NativePixelsError(
+            f"the LIF header lists {len(images)} images with data, "
+            f"Bio-Formats {spec.series_count} series"
+        )
+    image = images[spec.series]
+    itemsize = np.dtype(spec.dtype).itemsize
+    if image.rgb or spec.samples != 1:
+        raise NativePixelsError("RGB LIF images are left to Bio-Formats")
+    found = (image.size_z, image.size_c, image.size_t, image.size_y, image.size_x)
+    wanted = (spec.size_z, spec.size_c, spec.size_t, spec.size_y, spec.size_x)
+    if found != wanted:
+        raise NativePixelsError(f"LIF sizes ZCTYX {found} differ from Bio-Formats' {wanted}")
+    if image.x_stride != itemsize or image.row_stride != image.size_x * itemsize:
+        raise NativePixelsError("LIF planes are not contiguous rows of pixels")
+    if any(b > 8 * itemsize for b in image.bits):
+        raise NativePixelsError(f"LIF channel bit depths {image.bits} exceed {spec.dtype}")
+    plane = image.size_y * image.row_stride
+    last = (
+        max(image.c_offsets)
+        + (image.size_z - 1) * image.z_stride
+        + (image.size_t - 1) * image.t_stride
+        + plane
+    )
+    if min(image.c_offsets) < 0 or image.z_stride < 0 or image.t_stride < 0:
+        raise NativePixelsError("negative LIF byte increments")
+    if last > image.nbytes:
+        raise NativePixelsError(
+            f"LIF planes would span {last} bytes, the memory block holds {image.nbytes}"
+        )
+    return NativeRecipe(
+        **_base(spec, "lif"),
+        offset=image.offset,
+        row_stride=image.row_stride,
+        z_stride=image.z_stride,
+        t_stride=image.t_stride,
+        c_offsets=image.c_offsets,
+    )
+
+
+def _tiff_table(recipe: NativeRecipe) -> Any:
+    from . import tiff
+
+    return tiff.page_table(
+        recipe.path,
+        recipe.stamp,
+        recipe.series,
+        recipe.kind == "ome-tiff",
+        recipe.order,
+        (recipe.size_z, recipe.size_c, recipe.size_t),
+        recipe.samples,
+        recipe.dtype,
+        (recipe.size_y, recipe.size_x),
+    )
+
+
+def _tiff_recipe(spec: ImageSpec) -> NativeRecipe:
+    kind = "ome-tiff" if spec.format == "OME-TIFF" else "tiff"
+    recipe = NativeRecipe(**_base(spec, kind))
+    table = _tiff_table(recipe)  # raises if there is none
+    if table.big_endian == spec.little_endian and spec.itemsize > 1:
+        raise NativePixelsError("the TIFF's byte order differs from Bio-Formats'")
+    return recipe
+
+
+def build_recipe(spec: ImageSpec) -> NativeRecipe:
+    """A native recipe for ``spec``, not yet verified.
+
+    Raises
+    ------
+    NativePixelsError
+        The series has no native plan; the message says why.
+    """
+    if spec.resolution != 0:
+        raise NativePixelsError("only resolution 0 has a native plan")
+    if spec.dtype == "bool":
+        raise NativePixelsError("1-bit pixels are left to Bio-Formats")
+    try:
+        if spec.format == LIF_FORMAT:
+            return _lif_recipe(spec)
+        if spec.format in TIFF_FORMATS:
+            return _tiff_recipe(spec)
+    except NativePixelsError:
+        raise
+    except Exception as exc:  # a file this module cannot map: Bio-Formats reads it
+        raise NativePixelsError(f"{type(exc).__name__}: {exc}") from None
+    raise NativePixelsError(f"no native reader for format {spec.format!r}")
+
+
+# -- verification ---------------------------------------------------------------------------
+
+
+def verify_planes(recipe: NativeRecipe) -> list[int]:
+    """The plane indices compared with Bio-Formats: first, last, a few at random (seeded)."""
+    count = recipe.size_z * recipe.size_c * recipe.size_t
+    chosen = {0, count - 1}
+    rng = random.Random(f"{recipe.path}:{recipe.series}")
+    others = range(1, count - 1)
+    chosen.update(rng.sample(others, min(RANDOM_PLANES, len(others))))
+    return sorted(chosen)
+
+
+def verify(spec: ImageSpec, recipe: NativeRecipe) -> str | None:
+    """Compare a few planes read natively with Bio-Formats' ``openBytes``; None if identical.
+
+    Returns the reason for a mismatch (a plane that differs, or an error while reading).
+    """
+    row_bytes = spec.size_x * spec.samples * spec.itemsize
+    rows = max(1, min(spec.size_y, VERIFY_BYTES // max(1, row_bytes)))
+    y = (0, rows)
+    x = (0, spec.size_x)
+    reader = readers.get_reader(spec.path, spec.series, spec.resolution)
+    for index in verify_planes(recipe):
+        z, c, t = recipe.zct(index)
+        if reader.plane_index(z, c, t) != index:
+            return f"plane {index}: Bio-Formats' index of (z={z}, c={c}, t={t}) differs"
+        expected = reader.read_plane(
+            index, y, x, np.dtype(spec.dtype), spec.little_endian, spec.samples, spec.interleaved
+        )
+        try:
+            got = read_block(recipe, (t, t + 1), (c, c + 1), (z, z + 1), y, x, count=False)
+            got = got[0, 0, 0]
+        except Exception as exc:  # any failure of the native path (a codec's, too): not used
+            return f"plane {index}: native read failed: {type(exc).__name__}: {exc}"
+        if got.shape != expected.shape or got.tobytes() != expected.tobytes():
+            return f"plane {index} (z={z}, c={c}, t={t}) differs from Bio-Formats'"
+    return None
+
+
+def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
+    """Pick the pixel source of ``spec``: a verified native recipe, or Bio-Formats.
+
+    Parameters
+    ----------
+    spec
+        The series, as Bio-Formats describes it.
+    pixels
+        ``"auto"`` (default: native where a plan exists and verifies, else Bio-Formats),
+        ``"bioformats"`` or ``"native"``; None reads ``BFDASK_PIXELS`` / ``bfdask.pixels``.
+
+    Raises
+    ------
+    NativePixelsError
+        With ``pixels="native"``, when the series has no plan or it fails verification.
+    """
+    mode = resolve_mode(pixels)
+    if mode == "bioformats":
+        return Choice(None, "pixels='bioformats' was asked")
+    started = time.perf_counter()
+    recipe: NativeRecipe | None = None
+    level = logging.INFO  # no plan for this layout: expected, e.g. any CZI
+    try:
+        recipe = build_recipe(spec)
+        mismatch = verify(spec, recipe)
+        level = logging.WARNING  # a plan that Bio-Formats contradicts: worth a look
+    except NativePixelsError as exc:
+        mismatch = str(exc)
+    except (OSError, ValueError) as exc:  # Bio-Formats' read failed (file changed, ...)
+        mismatch = f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - started
+    where = f"{spec.path!r} series {spec.series}"
+    if recipe is not None and mismatch is None:
+        how = {
+            "lif": "byte offsets from the LIF header",
+            "ome-tiff": "OME-TIFF TiffData pages",
+            "tiff": "TIFF pages in IFD order",
+        }[recipe.kind]
+        reason = f"{how}, verified against Bio-Formats on {len(verify_planes(recipe))} plane(s)"
+        log.debug("native pixels for %s: %s (%.1f ms)", where, reason, seconds * 1e3)
+        return Choice(recipe, reason, seconds)
+    if mode == "native":
+        raise NativePixelsError(
+            f"pixels='native' was asked for {where}, but it has no verified native plan: "
+            f"{mismatch}. Use pixels='auto' (falls back to Bio-Formats) or 'bioformats'."
+        )
+    log.log(level, "Bio-Formats pixels for %s: %s", where, mismatch)
+    return Choice(None, f"no native plan: {mismatch}", seconds)
+
+
+def describe(path: str | os.PathLike[str], pixels: str | None = None) -> list[dict[str, Any]]:
+    """Which pixel source each series of ``path`` uses, and why (for ``bfdask info``).
+
+    Returns
+    -------
+    list of dict
+        One per series: ``series`` (index), ``name``, ``pixels`` (``"native"`` or
+        ``"bioformats"``), ``reason``, ``verify_ms``.
+    """
+    from .metadata import read_spec
+
+    checked = readers.check_path(path)
+    count = readers.get_reader(checked).series_count
+    out = []
+    for index in range(count):
+        spec = read_spec(checked, index)
+        choice = choose(spec, pixels)
+        out.append(
+            {
+                "series": index,
+                "name": spec.series_name,
+                "pixels": choice.source,
+                "reason": choice.reason,
+                "verify_ms": round(choice.verify_seconds * 1e3, 2),
+            }
+        )
+    return out
+
+
+# -- reading a block ------------------------------------------------------------------------
+
+
+def _plane_error(recipe: NativeRecipe, index: int, path: str, problem: str) -> CorruptFileError:
+    """The error for a plane that cannot be read, worded as Bio-Formats' errors are."""
+    return CorruptFileError(
+        f"Reading plane {index} of series {recipe.series} of {path!r} failed: {problem}. "
+        "The file may be truncated or damaged; check it opens in Fiji/showinf."
+    )
+
+
+def _pread_into(fd: int, target: np.ndarray, offset: int) -> None:
+    view = memoryview(target).cast("B")
+    done = os.preadv(fd, [view], offset)
+    while 0 < done < len(view):  # a short read (rare): go on from where it stopped
+        step = os.preadv(fd, [view[done:]], offset + done)
+        if step <= 0:
+            break
+        done += step
+    if done != len(view):
+        raise EOFError(f"the file ends before byte {offset + len(view)} of this plane")
+
+
+def _read_runs(
+    fd: int, out: np.ndarray, planes: list[tuple[int, Any]], plane_bytes: int
+) -> list[tuple[int, Any]]:
+    """Read whole planes that follow each other in the file with one ``preadv`` per run (one
+    buffer per plane, up to IOV_MAX of them). Returns the planes of runs that came back short
+    (to be read one by one, which names the plane that fails)."""
+    left: list[tuple[int, Any]] = []
+    limit = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
+    start = 0
+    while start < len(planes):
+        stop = start + 1
+        while (
+            stop < len(planes)
+            and stop - start < limit
+            and planes[stop][0] == planes[stop - 1][0] + plane_bytes
+        ):
+            stop += 1
+        run = planes[start:stop]
+        views = [memoryview(out[at]).cast("B") for _, at in run]
+        if os.preadv(fd, views, run[0][0]) != plane_bytes * len(run):
+            left.extend(run)
+        start = stop
+    return left
+
+
+def _read_rows(
+    fd: int,
+    out: np.ndarray,
+    plane_offset: int,
+    row_bytes: int,
+    full_x: int,
+    y: tuple[int, int],
+    x: tuple[int, int],
+) -> None:
+    """Rows ``y`` (all columns on disk) of a plane into ``out`` (``(h, w[, S])``)."""
+    start = plane_offset + y[0] * row_bytes
+    if x == (0, full_x):
+        _pread_into(fd, out, start)
+        return
+    rows = np.empty((y[1] - y[0], full_x, *out.shape[2:]), out.dtype)
+    _pread_into(fd, rows, start)
+    out[...] = rows[:, x[0] : x[1]]
+
+
+def read_block(
+    recipe: NativeRecipe,
+    t: tuple[int, int],
+    c: tuple[int, int],
+    z: tuple[int, int],
+    y: tuple[int, int],
+    x: tuple[int, int],
+    *,
+    count: bool = True,
+) -> np.ndarray:
+    """Pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of the series, without Java.
+
+    Returns an array of shape ``(T, C, Z, Y, X[, S])`` in native byte order, as
+    :func:`bfdask.readers.read_block` does. ``count=False`` (verification) leaves
+    :func:`bfdask.readers.planes_read` alone, which counts the planes tasks read.
+
+    Raises
+    ------
+    FileChangedError, FileNotFoundError
+        The file is not the one opened (size or mtime changed, deleted).
+    CorruptFileError
+        The file ends before a plane's bytes.
+    """
+    readers.check_unchanged(recipe.path, recipe.stamp)
+    dtype = np.dtype(recipe.dtype)
+    shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
+    if recipe.samples > 1:
+        shape = (*shape, recipe.samples)
+    out = np.empty(shape, dtype)
+    if out.size == 0:
+        return out
+    positions = [(ti, ci, zi) for ti in range(*t) for ci in range(*c) for zi in range(*z)]
+    swap = recipe.itemsize > 1 and recipe.little_endian != np.little_endian
+    row_bytes = recipe.size_x * recipe.samples * recipe.itemsize
+    if recipe.kind == "lif":
+        planes = sorted(
+            (
+                recipe.offset + recipe.c_offsets[ci] + zi * recipe.z_stride + ti * recipe.t_stride,
+                (ti - t[0], ci - c[0], zi - z[0]),
+            )
+            for ti, ci, zi in positions
+        )
+        fd = os.open(recipe.path, os.O_RDONLY)
+        try:
+            if y == (0, recipe.size_y) and x == (0, recipe.size_x):
+                planes = _read_runs(fd, out, planes, recipe.size_y * row_bytes)
+            for offset, at in planes:  # partial planes, or what a run could not read
+                try:
+                    _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
+                except (EOFError, OSError) as exc:
+                    ti, ci, zi = (a + o for a, o in zip(at, (t[0], c[0], z[0]), strict=True))
+                    index = recipe.plane_index(zi, ci, ti)
+                    raise _plane_error(recipe, index, recipe.path, str(exc)) from None
+        finally:
+            os.close(fd)
+        if swap:
+            out.byteswap(inplace=True)
+    else:
+        _read_tiff(recipe, out, positions, (t[0], c[0], z[0]), y, x, row_bytes, swap)
+    readers.check_unchanged(recipe.path, recipe.stamp)  # changed while we read: may be mixed
+    if count:
+        readers.count_planes(len(positions))
+    return out
+
+
+def _read_tiff(
+    recipe: NativeRecipe,
+    out: np.ndarray,
+    positions: list[tuple[int, int, int]],
+    origin: tuple[int, int, int],
+    y: tuple[int, int],
+    x: tuple[int, int],
+    row_bytes: int,
+    swap: bool,
+) -> None:
+    from . import tiff
+
+    table = _tiff_table(recipe)
+    jobs = sorted(
+        (
+            int(table.file[index]),
+            int(table.offset[index]),
+            index,
+            (ti - origin[0], ci - origin[1], zi - origin[2]),
+        )
+        for ti, ci, zi in positions
+        for index in [recipe.plane_index(zi, ci, ti)]
+    )
+    fds: dict[int, int] = {}
+    try:
+        for file, offset, index, at in jobs:
+            name = table.files[file]
+            try:
+                if offset >= 0:
+                    fd = fds.get(file)
+                    if fd is None:
+                        fd = fds[file] = os.open(name, os.O_RDONLY)
+                    _read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
+                    if swap:
+                        out[at].byteswap(inplace=True)
+                    continue
+                stamp = recipe.stamp if name == recipe.path else None
+                plane = tiff.decode_page(name, stamp, int(table.page[index]))
+            except Exception as exc:  # a codec's error, a short file, a bad IFD
+                problem = f"IFD {int(table.page[index])}: {type(exc).__name__}: {exc}"
+                raise _plane_error(recipe, index, name, problem) from None
+            out[at] = plane[y[0] : y[1], x[0] : x[1]]  # values: any byte order converts
+    finally:
+        for fd in fds.values():
+            os.close(fd)

@@ -1,0 +1,275 @@
+"""Map Bio-Formats' (series, plane index) of a TIFF-family file to tifffile's (file, page).
+
+* **OME-TIFF** (one file or many, companion ``.ome`` included): the OME-XML's ``TiffData``
+  elements of the series' ``Pixels`` say which IFD of which file (``UUID FileName``) holds
+  which (Z, C, T) plane; plane numbers follow the ``Pixels`` dimension order, which is the
+  order Bio-Formats reports.
+* **Plain TIFF and ImageJ hyperstacks**: one series whose planes are the file's IFDs in order
+  (ImageJ writes C, Z, T fastest first, the order Bio-Formats reports for it).
+
+Anything else (LSM, SVS, pyramids, ImageJ files whose IFDs are not all written) has no table
+here and stays on Bio-Formats. Nothing here touches Java; :mod:`bfdask.pixels` verifies a table
+against Bio-Formats before it is used. Uncompressed contiguous pages are located by (offset,
+size), so they are read with one ``preadv`` straight into the output; other pages are decoded
+by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+
+class TiffLayoutError(ValueError):
+    """No (file, page) table for this series (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class PageTable:
+    """Where each plane of one series sits: one row per Bio-Formats plane index.
+
+    ``file[i]`` indexes ``files``, ``page[i]`` is the IFD number in that file; ``offset[i]``
+    and ``nbytes[i]`` locate the plane's bytes when the page is uncompressed and contiguous
+    (``offset[i] = -1`` otherwise: tifffile decodes it).
+    """
+
+    files: tuple[str, ...]
+    file: np.ndarray
+    page: np.ndarray
+    offset: np.ndarray
+    nbytes: np.ndarray
+    big_endian: bool
+
+
+def _ome_xml(path: str) -> tuple[str, str]:
+    """The OME-XML of an OME-TIFF set and the file it came from."""
+    import tifffile
+
+    if path.lower().endswith((".ome", ".xml", ".companion.ome")):
+        with open(path, encoding="utf-8") as f:
+            return f.read(), path
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+    if not xml:
+        raise TiffLayoutError(f"{path}: no OME-XML in the first IFD")
+    return xml, path
+
+
+def _ome_planes(
+    path: str, series: int, order: str, sizes: tuple[int, int, int], samples: int
+) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
+    """(files, [(file index, IFD)] per plane index) of one series from its TiffData."""
+    xml, source = _ome_xml(path)
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise TiffLayoutError(f"{path}: OME-XML does not parse: {exc}") from None
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    images = root.findall(f"{ns}Image")
+    if series >= len(images):
+        raise TiffLayoutError(f"{path}: OME-XML has {len(images)} images, not {series + 1}")
+    pixels = images[series].find(f"{ns}Pixels")
+    if pixels is None:
+        raise TiffLayoutError(f"{path}: image {series} has no Pixels")
+    size_z, size_c, size_t = sizes
+    ome_order = pixels.get("DimensionOrder", "")
+    if ome_order != order:
+        raise TiffLayoutError(
+            f"Pixels DimensionOrder {ome_order} differs from Bio-Formats' {order}"
+        )
+    if int(pixels.get("SizeC", "1")) != size_c * samples:
+        raise TiffLayoutError("SizeC does not match Bio-Formats' channels x samples")
+    if (int(pixels.get("SizeZ", "1")), int(pixels.get("SizeT", "1"))) != (size_z, size_t):
+        raise TiffLayoutError("SizeZ/SizeT do not match Bio-Formats'")
+    strides = {}
+    stride = 1
+    for dim in order[2:]:
+        strides[dim] = stride
+        stride *= {"Z": size_z, "C": size_c, "T": size_t}[dim]
+    count = stride
+    folder = os.path.dirname(source)
+    is_tiff = not source.lower().endswith((".ome", ".xml"))
+    files: list[str] = [source] if is_tiff else []
+    own_uuid = (root.get("UUID") or "").strip()
+    table: list[tuple[int, int] | None] = [None] * count
+    tiffdata = pixels.findall(f"{ns}TiffData")
+    if not tiffdata:
+        raise TiffLayoutError("no TiffData elements")
+    for td in tiffdata:
+        uuid = td.find(f"{ns}UUID")
+        if uuid is not None and own_uuid and (uuid.text or "").strip() == own_uuid and is_tiff:
+            name = source  # this very file, whatever it has been renamed to
+        elif uuid is not None and uuid.get("FileName"):
+            name = os.path.join(folder, uuid.get("FileName", ""))
+        elif is_tiff:
+            name = source
+        else:
+            raise TiffLayoutError("TiffData without a file name in a companion file")
+        if name not in files:
+            files.append(name)
+        index = files.index(name)
+        attrs = {k: td.get(k) for k in ("IFD", "FirstZ", "FirstC", "FirstT", "PlaneCount")}
+        ifd = int(attrs["IFD"] or 0)
+        first = (
+            int(attrs["FirstZ"] or 0) * strides["Z"]
+            + int(attrs["FirstC"] or 0) * strides["C"]
+            + int(attrs["FirstT"] or 0) * strides["T"]
+        )
+        if attrs["PlaneCount"] is not None:
+            n = int(attrs["PlaneCount"])
+        elif any(attrs[k] is not None for k in ("IFD", "FirstZ", "FirstC", "FirstT")):
+            n = 1
+        else:
+            n = count - first
+        for k in range(n):
+            if first + k < count:
+                table[first + k] = (index, ifd + k)
+    if any(entry is None for entry in table):
+        raise TiffLayoutError("TiffData leave some planes without an IFD")
+    return tuple(files), [entry for entry in table if entry is not None]
+
+
+def _locate(page: Any, dtype: np.dtype, samples: int) -> tuple[int, int]:
+    """(offset, nbytes) of an uncompressed, contiguous page in the plane's layout, else (-1, 0)."""
+    if (
+        page.compression != 1
+        or getattr(page, "predictor", 1) != 1
+        or getattr(page, "fillorder", 1) != 1
+        or page.is_tiled
+        or page.bitspersample != 8 * dtype.itemsize
+        or (samples > 1 and page.planarconfig != 1)
+        or page.samplesperpixel != samples
+        or not page.is_contiguous
+    ):
+        return -1, 0
+    offset = int(page.dataoffsets[0])
+    nbytes = int(page.shape[0] * page.shape[1] * samples * dtype.itemsize)
+    return offset, nbytes
+
+
+@lru_cache(maxsize=32)
+def page_table(
+    path: str,
+    stamp: tuple[int, int] | None,
+    series: int,
+    ome: bool,
+    order: str,
+    sizes: tuple[int, int, int],
+    samples: int,
+    dtype: str,
+    yx: tuple[int, int],
+) -> PageTable:
+    """The :class:`PageTable` of one series (cached per process; ``stamp`` is in the key).
+
+    ``ome``: map through the OME-XML's TiffData (OME-TIFF), else IFD i holds plane i.
+
+    ``sizes`` is Bio-Formats' (Z, effective C, T), ``yx`` its plane size. Raises
+    :class:`TiffLayoutError` when no table can be built.
+    """
+    import tifffile
+
+    count = sizes[0] * sizes[1] * sizes[2]
+    if ome:
+        files, planes = _ome_planes(path, series, order, sizes, samples)
+    elif series == 0:
+        files, planes = (path,), [(0, k) for k in range(count)]
+    else:
+        raise TiffLayoutError("a plain TIFF with more than one series")
+    np_dtype = np.dtype(dtype)
+    offsets = np.full(count, -1, np.int64)
+    nbytes = np.zeros(count, np.int64)
+    big_endian: bool | None = None
+    for index, name in enumerate(files):
+        with tifffile.TiffFile(name) as tif:
+            pages = tif.pages
+            order_mark = tif.byteorder == ">"
+            if big_endian is not None and order_mark != big_endian:
+                raise TiffLayoutError("files of mixed byte order")
+            big_endian = order_mark
+            wanted = [(i, ifd) for i, (f, ifd) in enumerate(planes) if f == index]
+            if wanted and max(ifd for _, ifd in wanted) >= len(pages):
+                raise TiffLayoutError(f"{name} has {len(pages)} IFDs, fewer than referenced")
+            if not ome and len(pages) != count:
+                raise TiffLayoutError(f"{len(pages)} IFDs for {count} planes")
+            for i, ifd in wanted:
+                page = pages[ifd]
+                if page.is_reduced:
+                    raise TiffLayoutError(f"IFD {ifd} is a reduced image")
+                if (page.imagelength, page.imagewidth) != yx:
+                    raise TiffLayoutError(f"IFD {ifd} is not {yx[0]} x {yx[1]} pixels")
+                offsets[i], nbytes[i] = _locate(page, np_dtype, samples)
+    return PageTable(
+        files=files,
+        file=np.asarray([f for f, _ in planes], np.int32),
+        page=np.asarray([p for _, p in planes], np.int64),
+        offset=offsets,
+        nbytes=nbytes,
+        big_endian=bool(big_endian),
+    )
+
+
+# -- decoding pages through tifffile (compressed or scattered) ------------------------------
+
+
+class _Handles:
+    """One thread's open ``tifffile.TiffFile`` objects; closed when the thread ends."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, tuple[int, int] | None], Any] = {}
+
+    def close(self) -> None:
+        while self.files:
+            self.files.pop(next(iter(self.files))).close()
+
+    def __del__(self) -> None:  # the thread's local storage is dropped: close its files
+        self.close()
+
+
+_local = threading.local()
+_all_handles: weakref.WeakSet[_Handles] = weakref.WeakSet()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every TiffFile this process holds open (at exit, or to free the files)."""
+    for handles in list(_all_handles):
+        handles.close()
+
+
+def _tifffile(path: str, stamp: tuple[int, int] | None) -> Any:
+    """The calling thread's open ``tifffile.TiffFile`` of ``path``.
+
+    One per thread, as Bio-Formats readers are: a shared handle would interleave the seeks
+    and reads of two threads (tifffile locks nothing by default).
+    """
+    import tifffile
+
+    handles: _Handles | None = getattr(_local, "handles", None)
+    if handles is None:
+        handles = _local.handles = _Handles()
+        _all_handles.add(handles)
+    key = (path, stamp)
+    tif = handles.files.get(key)
+    if tif is None:
+        if len(handles.files) >= 16:
+            handles.files.pop(next(iter(handles.files))).close()
+        tif = handles.files[key] = tifffile.TiffFile(path)
+    return tif
+
+
+def decode_page(path: str, stamp: tuple[int, int] | None, page: int) -> np.ndarray:
+    """IFD ``page`` of ``path`` decoded by tifffile, as ``(Y, X[, S])``."""
+    tif = _tifffile(path, stamp)
+    tiff_page = tif.pages[page]
+    data = tiff_page.asarray()
+    if tiff_page.samplesperpixel > 1 and tiff_page.planarconfig == 2:
+        data = np.moveaxis(data, 0, -1)
+    return data
