@@ -25,6 +25,7 @@ from .errors import (
     OutputExistsError,
     PositionMismatchError,
     SeriesIndexError,
+    TruncatedFileWarning,
     UnsupportedFormatError,
 )
 from .metadata import ImageSpec, SeriesInfo
@@ -52,6 +53,7 @@ __all__ = [
     "PositionMismatchError",
     "SeriesIndexError",
     "SeriesInfo",
+    "TruncatedFileWarning",
     "UnsupportedFormatError",
     "__version__",
     "bad_timepoints",

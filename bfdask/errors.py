@@ -61,6 +61,11 @@ class JVMError(BfdaskError, RuntimeError):
     """The JVM cannot be started or used in this process (e.g. a forked child)."""
 
 
+class TruncatedFileWarning(UserWarning):
+    """The file ends before some of its planes: those raise :class:`CorruptFileError` when
+    read, the others read normally (e.g. a file still being copied)."""
+
+
 __all__ = [
     "BfdaskError",
     "BfdaskFileNotFoundError",
@@ -72,5 +77,6 @@ __all__ = [
     "OutputExistsError",
     "PositionMismatchError",
     "SeriesIndexError",
+    "TruncatedFileWarning",
     "UnsupportedFormatError",
 ]

@@ -21,13 +21,14 @@ import logging
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import config, readers
-from .errors import CorruptFileError, NativePixelsError
+from .errors import CorruptFileError, NativePixelsError, TruncatedFileWarning
 from .metadata import ImageSpec
 
 log = logging.getLogger(__name__)
@@ -243,9 +244,54 @@ def verify_planes(recipe: NativeRecipe) -> list[int]:
     return sorted(chosen)
 
 
-def verify(spec: ImageSpec, recipe: NativeRecipe) -> str | None:
+def missing_planes(recipe: NativeRecipe) -> np.ndarray:
+    """Bio-Formats plane indices whose bytes, by the plan, lie (partly) past the end of their
+    file: the file is truncated there. Compressed TIFF pages (no fixed extent) are not listed;
+    decoding them fails instead."""
+    count = recipe.size_z * recipe.size_c * recipe.size_t
+    if recipe.kind == "lif":
+        index = np.arange(count, dtype=np.int64)
+        sizes = {"Z": recipe.size_z, "C": recipe.size_c, "T": recipe.size_t}
+        position: dict[str, np.ndarray] = {}
+        for dim in recipe.order[2:]:
+            index, position[dim] = np.divmod(index, sizes[dim])
+        row_bytes = recipe.size_x * recipe.samples * recipe.itemsize
+        ends = (
+            recipe.offset
+            + np.asarray(recipe.c_offsets, np.int64)[position["C"]]
+            + position["Z"] * recipe.z_stride
+            + position["T"] * recipe.t_stride
+            + (recipe.size_y - 1) * recipe.row_stride
+            + row_bytes
+        )
+        return np.flatnonzero(ends > os.path.getsize(recipe.path))
+    table = _tiff_table(recipe)
+    sizes = np.array([os.path.getsize(name) for name in table.files], np.int64)
+    known = table.offset >= 0
+    ends = np.where(known, table.offset + table.nbytes, 0)
+    return np.flatnonzero(known & (ends > sizes[table.file]))
+
+
+def _rows_in_file(recipe: NativeRecipe, index: int) -> int:
+    """How many whole rows of plane ``index`` the (truncated) file still holds."""
+    z, c, t = recipe.zct(index)
+    row_bytes = recipe.size_x * recipe.samples * recipe.itemsize
+    if recipe.kind == "lif":
+        start = recipe.offset + recipe.c_offsets[c] + z * recipe.z_stride + t * recipe.t_stride
+        name, stride = recipe.path, recipe.row_stride or row_bytes
+    else:
+        table = _tiff_table(recipe)
+        start, name, stride = int(table.offset[index]), table.files[table.file[index]], row_bytes
+    if start < 0:
+        return 0
+    return max(0, min(recipe.size_y, (os.path.getsize(name) - start) // stride))
+
+
+def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = None) -> str | None:
     """Compare a few planes read natively with Bio-Formats' ``openBytes``; None if identical.
 
+    ``missing`` (:func:`missing_planes`) are left out: the last plane still in the file is
+    compared instead of the last one.
     Returns the reason for a mismatch (a plane that differs, or an error while reading).
     """
     row_bytes = spec.size_x * spec.samples * spec.itemsize
@@ -253,7 +299,18 @@ def verify(spec: ImageSpec, recipe: NativeRecipe) -> str | None:
     y = (0, rows)
     x = (0, spec.size_x)
     reader = readers.get_reader(spec.path, spec.series, spec.resolution)
-    for index in verify_planes(recipe):
+    planes = verify_planes(recipe)
+    if missing is not None and missing.size:
+        gone = set(missing.tolist())
+        present = [i for i in range(spec.size_z * spec.size_c * spec.size_t) if i not in gone]
+        if present:
+            planes = sorted({i for i in planes if i not in gone} | {present[-1]})
+        else:  # the file ends inside its first plane: compare the rows it still holds
+            rows = min(rows, _rows_in_file(recipe, 0))
+            if rows == 0:
+                return "the file ends before the first row of its first plane (truncated)"
+            planes, y = [0], (0, rows)
+    for index in planes:
         z, c, t = recipe.zct(index)
         if reader.plane_index(z, c, t) != index:
             return f"plane {index}: Bio-Formats' index of (z={z}, c={c}, t={t}) differs"
@@ -292,9 +349,11 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     started = time.perf_counter()
     recipe: NativeRecipe | None = None
     level = logging.INFO  # no plan for this layout: expected, e.g. any CZI
+    missing = np.empty(0, np.int64)
     try:
         recipe = build_recipe(spec)
-        mismatch = verify(spec, recipe)
+        missing = missing_planes(recipe)
+        mismatch = verify(spec, recipe, missing)
         level = logging.WARNING  # a plan that Bio-Formats contradicts: worth a look
     except NativePixelsError as exc:
         mismatch = str(exc)
@@ -309,6 +368,16 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
             "tiff": "TIFF pages in IFD order",
         }[recipe.kind]
         reason = f"{how}, verified against Bio-Formats on {len(verify_planes(recipe))} plane(s)"
+        if missing.size:
+            count = spec.size_z * spec.size_c * spec.size_t
+            truncated = (
+                f"{spec.path!r} is truncated: {missing.size} of {count} planes of series "
+                f"{spec.series} (plane {int(missing[0])} on) lie past its end "
+                f"({os.path.getsize(spec.path)} bytes); the others read, and reading those "
+                "raises CorruptFileError. Is the file still being copied?"
+            )
+            reason = f"{reason}; {truncated}"
+            warnings.warn(truncated, TruncatedFileWarning, stacklevel=4)
         log.debug("native pixels for %s: %s (%.1f ms)", where, reason, seconds * 1e3)
         return Choice(recipe, reason, seconds)
     if mode == "native":

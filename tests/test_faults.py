@@ -70,6 +70,65 @@ def test_file_deleted_after_open_raises_file_not_found(tmp_path):
         data.compute()
 
 
+# -- truncated files ------------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def truncate_copy(source: Path, directory: Path) -> Path:
+    if not source.exists():
+        pytest.skip("shared data not present")
+    raw = source.read_bytes()
+    half = directory / f"half of {source.name}"
+    half.write_bytes(raw[: len(raw) // 2])
+    return half
+
+
+def test_real_file_truncated_to_half_fails_on_the_missing_planes_only(tmp_path, fake):
+    source = DATA / "tiff" / "stuck.tif"  # 3 planes, 2.4 MB
+    half = truncate_copy(source, tmp_path)
+    with pytest.warns(bfdask.TruncatedFileWarning, match=r"half of stuck\.tif.*plane 2 on"):
+        data = bfdask.open(half, chunks={"T": 1})
+    assert data.attrs["pixels"] == "native"  # the plan knows where each plane ends
+    original = bfdask.open(source).values
+    np.testing.assert_array_equal(data[:2].values, original[:2])  # before the cut: intact
+    with pytest.raises(
+        bfdask.CorruptFileError, match=r"plane 2 of series 0 of .*half of stuck\.tif.*ends"
+    ):
+        data[2].values
+    with pytest.raises(bfdask.CorruptFileError):
+        data.max().compute()
+    assert int(bfdask.open(fake("after", sizeX=64, sizeY=8)).max()) == 63  # JVM still fine
+
+
+def test_single_plane_file_truncated_reads_its_rows_before_the_cut(tmp_path):
+    source = DATA / "tiff" / "hela-cells.tif"  # one RGB plane; Bio-Formats pads it silently
+    half = truncate_copy(source, tmp_path)
+    with pytest.warns(bfdask.TruncatedFileWarning):
+        data = bfdask.open(half)
+    original = bfdask.open(source).values
+    np.testing.assert_array_equal(data.isel(Y=slice(0, 100)).values, original[..., :100, :, :])
+    with pytest.raises(bfdask.CorruptFileError, match=r"plane 0 of series 0 of .*hela-cells"):
+        data.values
+
+
+def test_truncated_lif_fails_at_open_naming_the_file(tmp_path):
+    make_lif = Path("/work/shared/tools/make_lif.py")
+    if not make_lif.exists():
+        pytest.skip("make_lif.py not present")
+    lif = tmp_path / "whole.lif"
+    subprocess.run(
+        [sys.executable, str(make_lif), str(lif), "--series", "2", "--t", "3", "--z", "4",
+         "--c", "2", "--y", "32", "--x", "32", "--dtype", "uint16"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    half = truncate_copy(lif, tmp_path)
+    # Bio-Formats reads every memory block's header at open: a cut LIF fails there
+    with pytest.raises(bfdask.UnsupportedFormatError, match=r"half of whole\.lif.*truncated"):
+        bfdask.open(half)
+    assert bfdask.open(lif, series=1).sizes["Z"] == 4
+
+
 # -- concurrency and resources --------------------------------------------------------------
 
 
