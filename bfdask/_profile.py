@@ -15,6 +15,7 @@ them; min/max/mean are tiny reductions of the profiles.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,18 +68,72 @@ def _project(stack: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"z must be one of {Z_PROJECTIONS} or None, not {how!r}")
 
 
-def _profile_plane(plane: np.ndarray, spec: LineSpec) -> np.ndarray:
-    from skimage.measure import profile_line
+@functools.lru_cache(maxsize=256)
+def line_coordinates(
+    src: tuple[float, float], dst: tuple[float, float], linewidth: int
+) -> np.ndarray:
+    """The (row, col) sample points of a line, shape ``(2, N, linewidth)``, read-only.
 
-    kwargs: dict[str, Any] = {
-        "linewidth": spec.linewidth,
-        "order": spec.order,
-        "mode": spec.mode,
-        "cval": spec.cval,
-    }
-    if spec.reduce_func is not None:
-        kwargs["reduce_func"] = spec.reduce_func
-    return np.asarray(profile_line(plane, spec.src, spec.dst, **kwargs), dtype=np.float64)
+    The same points, to the last bit, that :func:`skimage.measure.profile_line` computes (one
+    ``numpy.linspace`` across the line per sample, which costs more than the sampling itself);
+    computed once per line and process instead of once per plane.
+    """
+    (src_row, src_col), (dst_row, dst_col) = np.asarray(src, float), np.asarray(dst, float)
+    d_row, d_col = dst_row - src_row, dst_col - src_col
+    theta = np.arctan2(d_row, d_col)
+    length = int(np.ceil(np.hypot(d_row, d_col) + 1))  # both end points are samples
+    line_row = np.linspace(src_row, dst_row, length)
+    line_col = np.linspace(src_col, dst_col, length)
+    row_width = (linewidth - 1) * np.cos(theta) / 2  # pixel centres, hence linewidth - 1
+    col_width = (linewidth - 1) * np.sin(-theta) / 2
+    rows = np.linspace(line_row - row_width, line_row + row_width, linewidth, axis=-1)
+    cols = np.linspace(line_col - col_width, line_col + col_width, linewidth, axis=-1)
+    points = np.stack([rows, cols])
+    points.flags.writeable = False
+    return points
+
+
+_GRID_MODES = {"constant": "grid-constant", "wrap": "grid-wrap"}  # as skimage maps them
+
+
+def _profile_plane(plane: np.ndarray, spec: LineSpec) -> np.ndarray:
+    """``skimage.measure.profile_line(plane, spec.src, spec.dst, ...)``, with the sample
+    points cached (:func:`line_coordinates`); identical results (``tests/test_profile.py``)."""
+    order = spec.order
+    if plane.ndim != 2 or (plane.dtype == bool and order not in (None, 0)):
+        from skimage.measure import profile_line  # RGB planes, and its own error for bool
+
+        kwargs: dict[str, Any] = {
+            "linewidth": spec.linewidth,
+            "order": order,
+            "mode": spec.mode,
+            "cval": spec.cval,
+        }
+        if spec.reduce_func is not None:
+            kwargs["reduce_func"] = spec.reduce_func
+        return np.asarray(profile_line(plane, spec.src, spec.dst, **kwargs), dtype=np.float64)
+    from scipy import ndimage
+
+    if order is None:
+        order = 0 if plane.dtype == bool else 1
+    elif not 0 <= order <= 5:
+        raise ValueError("Spline interpolation order has to be in the range 0-5.")
+    points = line_coordinates(tuple(spec.src), tuple(spec.dst), spec.linewidth)
+    samples = ndimage.map_coordinates(
+        plane,
+        points,
+        prefilter=order > 1,
+        order=order,
+        mode=_GRID_MODES.get(spec.mode, spec.mode),
+        cval=spec.cval,
+    )
+    samples = np.flip(samples, axis=1)
+    reduce = np.mean if spec.reduce_func is None else spec.reduce_func
+    try:
+        reduced = reduce(samples, axis=1)
+    except TypeError:  # a function without an axis argument, as skimage handles it
+        reduced = np.apply_along_axis(reduce, arr=samples, axis=1)
+    return np.asarray(reduced, dtype=np.float64)
 
 
 def profile_block(block: np.ndarray, spec: LineSpec) -> np.ndarray:

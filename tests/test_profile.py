@@ -389,3 +389,27 @@ def test_rgb_samples_profile_separately(tmp_path: Path) -> None:
     for s in range(3):
         expected = reference(pixels[..., s], (5, 2), (40, 60), linewidth=3)
         np.testing.assert_array_equal(stats["profile"].values[:, :, s], expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32", "bool"])
+def test_cached_sample_points_give_skimages_profile_exactly(dtype: str) -> None:
+    """bfdask computes a line's sample points once; the profile must still be skimage's."""
+    from bfdask._profile import LineSpec, _profile_plane
+
+    rng = np.random.default_rng(11)
+    plane = (rng.random((70, 90)) * 4000).astype(dtype)
+    lines = [((5.0, 3.0), (60.0, 85.0)), ((65.5, 2.25), (4.0, 40.0)), ((30, 80), (30, 5))]
+    lines += [((-6.0, -4.5), (75.0, 96.0)), ((0, 0), (0, 89))]  # beyond and along the edges
+    lines += [((35, 45), (35 + 30 * np.sin(a), 45 + 30 * np.cos(a))) for a in np.linspace(0, 3, 7)]
+    orders = [0, None] if dtype == "bool" else [0, 1, 3, None]
+    for src, dst in lines:
+        for linewidth in (1, 2, 9):
+            for order in orders:
+                for mode in ("reflect", "constant", "nearest", "wrap"):
+                    for reduce_func in (None, np.max, lambda v: float(np.median(v))):
+                        spec = LineSpec(src, dst, linewidth, order, mode, 7.0, reduce_func)
+                        kwargs = {"linewidth": linewidth, "order": order, "mode": mode}
+                        if reduce_func is not None:
+                            kwargs["reduce_func"] = reduce_func
+                        expected = profile_line(plane, src, dst, cval=7.0, **kwargs)
+                        np.testing.assert_array_equal(_profile_plane(plane, spec), expected)
