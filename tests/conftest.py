@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-
 #: Bio-Formats pixel type -> the numpy dtype bfdask must give (written out here, independently
 #: of bfdask.readers.PIXEL_TYPES, so that the tests check it)
 PIXEL_TYPE_DTYPES = {

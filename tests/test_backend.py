@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import dask
 import numpy as np
 import pytest
 import tifffile
 import xarray as xr
+from shared_data import DATA, MAKE_LIF, requires_data, requires_make_lif
 
 import bfdask
 from bfdask import readers
 from bfdask.backend import BioformatsBackendArray, BioformatsBackendEntrypoint
 from bfdask.tree import node_names
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LIF = DATA / "lif" / "PR2729_frameOrderCombinedScanTypes.lif"  # 4 series, all "TileScan_001"
 CZI = DATA / "czi" / "S3_1Pos_2Mosaic_T1_Z1_CH1.czi"  # 3 scenes of different sizes
-MAKE_LIF = DATA.parent / "tools" / "make_lif.py"
 
 
 @pytest.fixture
@@ -113,6 +111,7 @@ def test_open_dataset_keywords(ome_tiff, fake):
         xr.open_dataset(f, engine="bioformats", series=3)
 
 
+@requires_data
 def test_guess_can_open_claims_only_bioformats_suffixes():
     entry = BioformatsBackendEntrypoint()
     assert entry.guess_can_open("x.lif") and entry.guess_can_open("a/b.CZI")
@@ -138,6 +137,7 @@ def test_node_names_are_valid_and_unique():
 
 
 @pytest.mark.parametrize("path", [LIF, CZI], ids=["lif", "czi"])
+@requires_data
 def test_open_datatree_one_node_per_series(path):
     series = bfdask.list_series(path)
     tree = xr.open_datatree(path, engine="bioformats")
@@ -160,6 +160,7 @@ def test_open_datatree_one_node_per_series(path):
 
 
 @pytest.mark.parametrize("path", [LIF, CZI], ids=["lif", "czi"])
+@requires_data
 def test_open_all_is_the_engines_tree(path):
     tree = bfdask.open_all(path)
     chunked = xr.open_datatree(path, engine="bioformats", chunks={})
@@ -170,6 +171,7 @@ def test_open_all_is_the_engines_tree(path):
     xr.testing.assert_identical(tree, chunked.map_over_datasets(lambda ds: ds.drop_encoding()))
 
 
+@requires_make_lif
 def test_datatree_of_markfind_lif_with_slashes(markfind_lif):
     tree = bfdask.open_all(markfind_lif, chunks={"Z": 1})
     names = [s.name for s in bfdask.list_series(markfind_lif)]

@@ -11,12 +11,12 @@ import tifffile
 import xarray as xr
 import zarr
 from conftest import expected_fake_plane, plane_index
+from shared_data import DATA, requires_data
 
 import bfdask
 from bfdask import readers
 from bfdask.cli import main
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LIF = DATA / "lif" / "PR2729_frameOrderCombinedScanTypes.lif"  # 4 series
 CZI = DATA / "czi" / "S3_1Pos_2Mosaic_T1_Z1_CH1.czi"  # 3 scenes of different sizes
 
@@ -134,6 +134,7 @@ def test_ome_tiff_round_trip_with_physical_sizes_and_names(tmp_path):
     )
 
 
+@requires_data
 @pytest.mark.cluster
 @pytest.mark.parametrize("path", [LIF, CZI], ids=["lif-4-series", "czi-3-scenes"])
 def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys):

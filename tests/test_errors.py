@@ -7,16 +7,14 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from shared_data import DATA
 
 import bfdask
 from bfdask.errors import BfdaskFileNotFoundError
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture

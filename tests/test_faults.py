@@ -20,6 +20,7 @@ import dask
 import numpy as np
 import pytest
 import tifffile
+from shared_data import DATA, MAKE_LIF
 
 import bfdask
 
@@ -72,8 +73,6 @@ def test_file_deleted_after_open_raises_file_not_found(tmp_path):
 
 # -- truncated files ------------------------------------------------------------------------
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def truncate_copy(source: Path, directory: Path) -> Path:
     if not source.exists():
@@ -113,7 +112,7 @@ def test_single_plane_file_truncated_reads_its_rows_before_the_cut(tmp_path):
 
 
 def test_truncated_lif_fails_at_open_naming_the_file(tmp_path):
-    make_lif = Path("/work/shared/tools/make_lif.py")
+    make_lif = MAKE_LIF
     if not make_lif.exists():
         pytest.skip("make_lif.py not present")
     lif = tmp_path / "whole.lif"

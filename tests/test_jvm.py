@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from shared_data import DATA, requires_data
 
 import bfdask
 from bfdask import jvm
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LIF = DATA / "lif" / "xz-example.lif"
 
 
@@ -202,6 +202,7 @@ def test_javabridge_imported_first_does_not_crash(fake):
     assert "SUM" in result.stdout
 
 
+@requires_data
 def test_java_logging_never_reaches_stdout(tmp_path):
     """Bio-Formats logs on System.out; bfdask sends it to stderr so stdout stays the program's."""
     damaged = tmp_path / "damaged.tif"

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import PIXEL_TYPE_DTYPES
+from shared_data import DATA
 
 import bfdask
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MANIFEST = DATA / "MANIFEST.tsv"
 
 if not MANIFEST.is_file():

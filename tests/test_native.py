@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from shared_data import SHARED
 
 import bfdask
 from bfdask import pixels
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DATA = SHARED / "data"
 MAKE_LIF = SHARED / "tools" / "make_lif.py"
 

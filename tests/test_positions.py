@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from shared_data import MAKE_LIF
 
 import bfdask
 from bfdask.positions import PaddedPositionsWarning, UnmatchedSeriesWarning
@@ -191,9 +192,6 @@ def test_channel_names_must_agree(tmp_path: Path) -> None:
             )
     with pytest.raises(bfdask.PositionMismatchError, match="channel names"):
         bfdask.open_positions(path)
-
-
-MAKE_LIF = Path(__file__).resolve().parents[2] / "shared" / "tools" / "make_lif.py"
 
 
 @pytest.mark.skipif(not MAKE_LIF.exists(), reason="shared tools not present")

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
+from shared_data import DATA
 from skimage.measure import profile_line
 
 import bfdask
 from bfdask import demo
 from bfdask._profile import profile_block
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LIF = DATA / "lif" / "xz-example.lif"
 CZI = DATA / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi"
 
