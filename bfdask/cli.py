@@ -169,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args)
         return _profile(args)
+    except BrokenPipeError:  # e.g. `bfdask info --json f.lif | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
     except (BfdaskError, OSError, ValueError) as exc:
         print(f"bfdask: error: {exc}", file=sys.stderr)
         return 1
@@ -263,11 +267,10 @@ def _analyse(
         path, src, dst, series=series, compute=False, linewidth=linewidth, z=z
     )
     with _client(args) as client:
-        from distributed import progress
+        from . import progress
 
         futures = client.compute(list(lazy.values()))
-        progress(futures)
-        print()
+        progress.wait(futures)
         results = dict(zip(lazy, client.gather(futures)))
     flagged = {name: bfdask.bad_timepoints(stats) for name, stats in results.items()}
     for name, stats in results.items():
@@ -306,7 +309,7 @@ def _analyse_positions(
         where = {"src": line[0], "dst": line[1]}
     options = {"stats": stats, "z": z, "linewidth": linewidth, **where}
     with _client(args) as client:
-        from distributed import progress
+        from . import progress
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -323,8 +326,7 @@ def _analyse_positions(
             if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
                 print(f"bfdask: warning: {warning.message}", file=sys.stderr)
         futures = client.compute(lazy)
-        progress(futures)
-        print()
+        progress.wait(futures)
         computed = client.gather(futures)
     items: list[tuple[str, Any]] = []
     for result in computed:

@@ -467,17 +467,16 @@ def _compute(items: list[Any], progress: bool) -> list[Any]:
     if client is not None:
         futures = client.compute(items)
         if progress:
-            from distributed import progress as show_progress
+            from .progress import wait
 
-            show_progress(futures)
-            print()
+            wait(futures)
         return list(client.gather(futures))
     import dask
 
     if progress:
-        from dask.diagnostics import ProgressBar
+        from .progress import local
 
-        with ProgressBar():
+        with local():
             return list(dask.compute(*items))
     return list(dask.compute(*items))
 

@@ -78,7 +78,8 @@ def test_demo_end_to_end(demo_run: tuple[Path, subprocess.CompletedProcess, floa
     assert len(table) == sum(len(POSITIONS.timepoints(p)) for p in POSITIONS.positions) * 2
     flagged = [row for row in table if row["bad"] == "True"]
     assert [(r["position"], r["block"]) for r in flagged] == [(position, block)] * 2  # 2 channels
-    # no Bio-Formats / distributed log noise
+    # the progress bar on stderr, stdout only results; no Bio-Formats / distributed log noise
+    assert "100% Completed" in done.stderr and "Completed" not in done.stdout
     for noise in ("INFO", "WARN", "DEBUG", "distributed.", "Traceback"):
         assert noise not in done.stdout
         assert noise not in done.stderr
@@ -183,3 +184,12 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, capsys) -> None:
         main(["profile", "x.lif", "--line", "auto", "--stats", "min,median"])
     assert main(["profile", str(tmp_path / "none.lif"), "--line", "auto", "--positions"]) == 1
     assert "none.lif" in capsys.readouterr().err
+
+
+def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    fake = tmp_path / "pipe&sizeX=16&sizeY=16&series=400.fake"
+    fake.touch()
+    script = f"{sys.executable} -m bfdask info --json '{fake}' | head -c 10"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("{")
+    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr

@@ -152,8 +152,9 @@ def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys):
         # every plane was read (once) by the workers, none by this (the client's) process
         assert readers.planes_read() == before_here
         assert sum(client.run(readers.planes_read).values()) - before_workers == planes
-    printed = capsys.readouterr().out
-    assert "100% Completed" in printed and "wrote" in printed
+    printed = capsys.readouterr()
+    assert "100% Completed" in printed.err and "wrote" in printed.out  # the bar on stderr
+    assert "Completed" not in printed.out
     images = read_store(store)
     series = bfdask.list_series(path)
     assert list(images) == [str(s.index) for s in series]
@@ -171,7 +172,9 @@ def test_cli_convert_locally_a_subset_with_progress(fake, tmp_path, capsys):
     path = fake("sub", sizeX=20, sizeY=10, sizeT=3, series=4, pixelType="uint8")
     store = tmp_path / "sub.zarr"
     assert main(["convert", path, str(store), "--series", "3", "1", "--pyramid", "2"]) == 0
-    assert "100% Completed" in capsys.readouterr().out  # dask's local ProgressBar
+    printed = capsys.readouterr()
+    assert "100% Completed" in printed.err  # dask's local ProgressBar, on stderr
+    assert "Completed" not in printed.out
     images = read_store(store)
     assert list(images) == ["3", "1"]  # the order asked; OME-XML Images in the same order
     assert [lvl.shape[3:] for lvl in images["3"]["levels"]] == [(10, 20), (5, 10), (2, 5)]
