@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -408,6 +409,20 @@ def profile(
     linewidth = int(linewidth)
     src_px = _to_pixels(data, src, units, "src")
     dst_px = _to_pixels(data, dst, units, "dst")
+    size_y, size_x = data.sizes["Y"], data.sizes["X"]
+    outside = [
+        name
+        for name, (row, col) in (("src", src_px), ("dst", dst_px))
+        if not (-0.5 <= row <= size_y - 0.5 and -0.5 <= col <= size_x - 0.5)
+    ]
+    if outside:
+        warnings.warn(
+            f"Line end(s) {' and '.join(outside)} outside the {size_y} x {size_x} image "
+            f"(src={tuple(src)}, dst={tuple(dst)} as (row, col) in {units}): samples beyond "
+            f"the edge are made up by mode={mode!r}. Check the order (row, col) and the units.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     has_z = "Z" in data.dims
     loop = [d for d in data.dims if d not in _SPATIAL]
@@ -1068,7 +1083,14 @@ def bad_timepoints(
         If ``stats`` has no ``T`` dim or lacks a statistic of ``variables``, or ``window`` < 3.
     """
     import pandas as pd
+    import xarray as xr
 
+    if not isinstance(stats, xr.Dataset):
+        raise TypeError(
+            "bad_timepoints takes the Dataset of statistics that bfdask.profile returns "
+            f"(e.g. bad_timepoints(bfdask.profile(data, line='auto'))), not a "
+            f"{type(stats).__name__}."
+        )
     if "T" not in stats.dims:
         raise ValueError("stats must have a 'T' dim (a time series from bfdask.profile)")
     if window < 3:

@@ -303,9 +303,13 @@ def resolve_series(reader: readers.Reader, series: int | str) -> int:
         return matches[0]
     if not isinstance(series, int) or isinstance(series, bool):
         raise TypeError(f"series must be an int index or a str name, not {type(series).__name__}")
-    if series < 0:
-        series += reader.series_count
-    return series
+    count = reader.series_count
+    if not -count <= series < count:
+        raise SeriesIndexError(
+            f"{reader.path!r} has {count} series (0..{count - 1}, or -1..-{count} from the "
+            f"end); series {series} does not exist. bfdask.list_series(path) lists them."
+        )
+    return series % count
 
 
 def read_spec(

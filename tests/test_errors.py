@@ -156,6 +156,9 @@ def test_series_out_of_range(fake, good):
     with pytest.raises(IndexError, match=r"has 3 series") as info:
         bfdask.open(path, series=3)
     assert isinstance(info.value, bfdask.SeriesIndexError)
+    with pytest.raises(bfdask.SeriesIndexError, match=r"series -4 does not exist"):
+        bfdask.open(path, series=-4)  # the index the user gave, not -4 + 3
+    assert bfdask.open(path, series=-3).attrs["series"] == 0
     with pytest.raises(bfdask.SeriesIndexError, match="no series named 'bogus'"):
         bfdask.open(path, series="bogus")
     with pytest.raises(bfdask.SeriesIndexError, match="1 resolution"):

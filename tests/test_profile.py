@@ -106,7 +106,12 @@ def test_fake_matches_loop(fake_file: Path, line: str, z: str | None) -> None:
     data = bfdask.open(fake_file, series=1)
     pixels = fake_pixels(data.shape, series=1)
     np.testing.assert_array_equal(data.values, pixels)  # the reference is what Java made
-    stats = bfdask.profile(data, src, dst, linewidth=width, z=z).compute(scheduler="threads")
+    if line == "leaves-image":  # allowed (skimage allows it), but said
+        with pytest.warns(UserWarning, match=r"src and dst outside the 200 x 300 image"):
+            stats = bfdask.profile(data, src, dst, linewidth=width, z=z)
+    else:
+        stats = bfdask.profile(data, src, dst, linewidth=width, z=z)
+    stats = stats.compute(scheduler="threads")
     assert_matches(stats, reference(pixels, src, dst, z=z, linewidth=width))
     assert stats["profile"].dims == ("T", "C", *(("Z",) if z is None else ()), "distance")
     assert stats["distance"].attrs["units"] == "px"
@@ -413,3 +418,8 @@ def test_cached_sample_points_give_skimages_profile_exactly(dtype: str) -> None:
                             kwargs["reduce_func"] = reduce_func
                         expected = profile_line(plane, src, dst, cval=7.0, **kwargs)
                         np.testing.assert_array_equal(_profile_plane(plane, spec), expected)
+
+
+def test_bad_timepoints_says_what_it_takes(fake_file: Path) -> None:
+    with pytest.raises(TypeError, match=r"Dataset of statistics that bfdask.profile returns"):
+        bfdask.bad_timepoints(bfdask.open(fake_file))
