@@ -8,7 +8,6 @@ tiles; a plane larger than Java's 2 GB array limit is always read in tiles.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,8 +18,6 @@ from dask.array.core import normalize_chunks
 from .metadata import ImageSpec
 
 JAVA_MAX_ARRAY = 2**31 - 16
-
-ChunkSpec = int | tuple[int, ...] | str | None
 
 
 def _budget(chunk_size: int | str | None) -> int:
@@ -119,8 +116,3 @@ def plan(
         rows = max(1, JAVA_MAX_ARRAY // (max(result["X"]) * spec.samples * spec.itemsize))
         result["Y"] = _even(spec.size_y, min(rows, max(result["Y"])))
     return result
-
-
-def n_blocks(chunks: Mapping[str, tuple[int, ...]]) -> int:
-    """Number of blocks (dask tasks) of a chunk plan."""
-    return math.prod(len(c) for c in chunks.values())

@@ -61,6 +61,14 @@ class JVMError(BfdaskError, RuntimeError):
     """The JVM cannot be started or used in this process (e.g. a forked child)."""
 
 
+class UnmatchedSeriesWarning(UserWarning):
+    """Series whose names the positions pattern does not match (they are left out)."""
+
+
+class PaddedPositionsWarning(UserWarning):
+    """Positions with fewer timepoints than the longest were padded with NaN."""
+
+
 class TruncatedFileWarning(UserWarning):
     """The file ends before some of its planes: those raise :class:`CorruptFileError` when
     read, the others read normally (e.g. a file still being copied)."""
@@ -75,8 +83,10 @@ __all__ = [
     "JavaMemoryError",
     "NativePixelsError",
     "OutputExistsError",
+    "PaddedPositionsWarning",
     "PositionMismatchError",
     "SeriesIndexError",
     "TruncatedFileWarning",
+    "UnmatchedSeriesWarning",
     "UnsupportedFormatError",
 ]

@@ -17,9 +17,6 @@ from typing import Any
 from . import readers
 from .errors import SeriesIndexError
 
-#: dimensions in bfdask's canonical order; S (samples per pixel, RGB) is added when present
-CANONICAL_DIMS = "TCZYX"
-
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -92,11 +89,6 @@ class ImageSpec:
     def nbytes(self) -> int:
         """Uncompressed size of the series' pixels in bytes."""
         return math.prod(self.shape) * self.itemsize
-
-    @property
-    def plane_nbytes(self) -> int:
-        """Bytes of one plane (Y × X × samples) as Java hands it over."""
-        return self.size_y * self.size_x * self.samples * self.itemsize
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import PositionMismatchError
+from .errors import PaddedPositionsWarning, PositionMismatchError, UnmatchedSeriesWarning
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,14 +40,6 @@ Z_POLICIES = ("error", "pad", "crop")
 #: a user's time function: (series name, ImageSpec) -> seconds of its first timepoint, or one
 #: value per timepoint (seconds, any common origin)
 TimeFunction = Callable[[str, "ImageSpec"], "float | Sequence[float]"]
-
-
-class UnmatchedSeriesWarning(UserWarning):
-    """Series whose names the positions pattern does not match (they are left out)."""
-
-
-class PaddedPositionsWarning(UserWarning):
-    """Positions with fewer timepoints than the longest were padded with NaN."""
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,8 @@ def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskErro
         return JavaMemoryError(
             f"Java ran out of heap ({heap / 2**30:.2f} GiB) while {what} {path!r}. "
             "Raise it before the JVM starts: set BFDASK_MAX_HEAP=8G (or the dask config "
-            "key 'bfdask.jvm.max-heap', or bfdask.jvm.ensure(max_heap='8G')), or read smaller "
-            "chunks. This process's JVM keeps running with its current heap."
+            "key 'bfdask.jvm.max-heap', or bfdask.start_jvm(max_heap='8G') first), or read "
+            "smaller chunks. This process's JVM keeps running with its current heap."
         )
     if name == "loci.formats.UnknownFormatException":
         return UnsupportedFormatError(

@@ -193,3 +193,12 @@ def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("{")
     assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_defaults_name_the_librarys_own() -> None:
+    """The CLI keeps its own copies (it imports no heavy module to parse arguments)."""
+    from bfdask import cli, positions, stats
+
+    assert cli.DEFAULT_PATTERN == positions.DEFAULT_PATTERN
+    assert cli.BUILTINS == stats.BUILTINS
+    assert set(cli.STATS.split(",")) <= set(stats.BUILTINS)
