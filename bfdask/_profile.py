@@ -69,7 +69,7 @@ def _project(stack: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"z must be one of {Z_PROJECTIONS} or None, not {how!r}")
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)  # one line per position, usually; ~N x width x 16 bytes each
 def line_coordinates(
     src: tuple[float, float], dst: tuple[float, float], linewidth: int
 ) -> np.ndarray:

@@ -55,18 +55,26 @@ def lesion_depth(t: int, size_t: int) -> float:
     return 0.75 * np.exp(-(((phase - 0.45) / 0.22) ** 2))
 
 
-def make_series(sample: Sample, index: int) -> np.ndarray:
-    """Pixels of one series, shape (T, C, Z, Y, X), uint16."""
-    rng = np.random.default_rng(sample.seed + index)
-    (r0, c0), (r1, c1) = sample.line
-    yy, xx = np.mgrid[0 : sample.size_y, 0 : sample.size_x].astype(np.float64)
-    # distance of each pixel from the tube's axis, and position along it (0..1)
+def _tube(
+    size_y: int, size_x: int, line: tuple[tuple[float, float], tuple[float, float]], width: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """An embryo-like tube along ``line`` ((row, col) ends): each pixel's position along the
+    axis (0 at the first end, 1 at the second) and the tube's unclipped brightness (0..1)."""
+    (r0, c0), (r1, c1) = line
+    yy, xx = np.mgrid[0:size_y, 0:size_x].astype(np.float64)
     dr, dc = r1 - r0, c1 - c0
     length = np.hypot(dr, dc)
     along = ((yy - r0) * dr + (xx - c0) * dc) / length**2
-    across = np.abs((yy - r0) * dc - (xx - c0) * dr) / length
-    sigma = sample.line_width / 2.5
+    across = np.abs((yy - r0) * dc - (xx - c0) * dr) / length  # distance from the axis
+    sigma = width / 2.5
     tube = np.exp(-0.5 * (across / sigma) ** 2) * (0.85 + 0.15 * np.sin(3 * np.pi * along))
+    return along, tube
+
+
+def make_series(sample: Sample, index: int) -> np.ndarray:
+    """Pixels of one series, shape (T, C, Z, Y, X), uint16."""
+    rng = np.random.default_rng(sample.seed + index)
+    along, tube = _tube(sample.size_y, sample.size_x, sample.line, sample.line_width)
     tube *= (along > -0.02) & (along < 1.02)
     lesion_at = 0.5 + 0.05 * (index - 1)
     lesion = np.exp(-0.5 * ((along - lesion_at) / 0.05) ** 2)
@@ -221,14 +229,7 @@ def _render_position(
     sample: PositionsSample, p: int, times: list[float], failed: set[int], rng: np.random.Generator
 ) -> np.ndarray:
     """Pixels (T, C, Z, Y, X) uint16 of position ``p`` at the given times (s)."""
-    (r0, c0), (r1, c1) = sample.lines[p]
-    yy, xx = np.mgrid[0 : sample.size_y, 0 : sample.size_x].astype(np.float64)
-    dr, dc = r1 - r0, c1 - c0
-    length = np.hypot(dr, dc)
-    along = ((yy - r0) * dr + (xx - c0) * dc) / length**2
-    across = np.abs((yy - r0) * dc - (xx - c0) * dr) / length
-    sigma = sample.line_width / 2.5
-    tube = np.exp(-0.5 * (across / sigma) ** 2) * (0.85 + 0.15 * np.sin(3 * np.pi * along))
+    along, tube = _tube(sample.size_y, sample.size_x, sample.lines[p], sample.line_width)
     tube *= (along >= 0) & (along <= 1)
     lesion = np.exp(-0.5 * ((along - 0.5) / 0.05) ** 2)
     focus = np.exp(-0.5 * ((np.arange(sample.size_z) - (sample.size_z - 1) / 2) / 1.2) ** 2)
