@@ -20,6 +20,7 @@ from dask.base import tokenize
 
 from . import chunks as chunks_mod
 from . import metadata, pixels, readers
+from .files import FileStamp
 from .metadata import ImageSpec
 from .pixels import Choice, NativeRecipe
 
@@ -41,7 +42,7 @@ class BlockSource:
     samples: int
     little_endian: bool
     interleaved: bool
-    stamp: tuple[int, int] | None = None  # (size, mtime_ns) at open: a changed file raises
+    stamp: FileStamp | None = None  # the file at open: a changed file raises
     native: NativeRecipe | None = None  # a verified native plan: read without Java
 
     @property

@@ -25,6 +25,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .files import FileStamp
+
 LIF_MAGIC = 0x70
 LIF_MEM = 0x2A
 
@@ -214,11 +216,11 @@ def _layout(
 
 
 @lru_cache(maxsize=32)
-def layout(path: str, stamp: tuple[int, int] | None) -> tuple[LifImage, ...]:
+def layout(path: str, stamp: FileStamp | None) -> tuple[LifImage, ...]:
     """Every Bio-Formats series of the LIF file ``path``, in Bio-Formats' order (cached).
 
-    ``stamp`` (the file's size and mtime) is part of the cache key: a changed file is parsed
-    again.
+    ``stamp`` (the file's identity, a :class:`~bfdask.files.FileStamp`) is part of the cache
+    key: a changed file is parsed again.
 
     Raises
     ------

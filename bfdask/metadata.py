@@ -16,6 +16,7 @@ from typing import Any
 
 from . import readers
 from .errors import SeriesIndexError
+from .files import FileStamp
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,10 @@ class ImageSpec:
     time_increment: float | None = None  # s
     channel_names: tuple[str, ...] = ()
     timestamps: tuple[float, ...] = field(default=(), repr=False)  # s, per T (DeltaT), if known
-    mtime_ns: int = 0  # the file's modification time when this spec was read (0: not a file)
-    file_size: int = 0  # and its size in bytes; together they detect a file changed later
+    #: the file's identity when this spec was read (None: not a file, e.g. a ``.fake`` spec);
+    #: every block read checks it, so a file changed later raises instead of mixing versions
+    stamp: FileStamp | None = None
     acquisition_date: str | None = None  # ISO 8601 (OME Image AcquisitionDate), if recorded
-
-    @property
-    def stamp(self) -> tuple[int, int] | None:
-        """``(file_size, mtime_ns)`` at open; None for a path that is not a file (``.fake``)."""
-        return (self.file_size, self.mtime_ns) if self.mtime_ns else None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -200,8 +197,7 @@ def spec_from_reader(
         timestamps=()
         if time_increment or not timestamps
         else _timestamps(reader, store, series, size_t),
-        mtime_ns=reader.stamp[1] if reader.stamp else 0,
-        file_size=reader.stamp[0] if reader.stamp else 0,
+        stamp=reader.stamp,
         acquisition_date=_text(acquired),
     )
 

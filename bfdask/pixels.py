@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from . import config, readers
+from . import config, files, readers
 from .errors import CorruptFileError, NativePixelsError, TruncatedFileWarning
+from .files import FileStamp
 from .metadata import ImageSpec
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class NativeRecipe:
 
     kind: str
     path: str
-    stamp: tuple[int, int] | None
+    stamp: FileStamp | None
     series: int
     order: str  # Bio-Formats' dimension order, e.g. "XYCZT"
     size_z: int
@@ -499,7 +500,7 @@ def read_block(
 
     Returns an array of shape ``(T, C, Z, Y, X[, S])`` in native byte order, as
     :func:`bfdask.readers.read_block` does. ``count=False`` (verification) leaves
-    :func:`bfdask.readers.planes_read` alone, which counts the planes tasks read.
+    :func:`bfdask.files.planes_read` alone, which counts the planes tasks read.
 
     Raises
     ------
@@ -508,7 +509,7 @@ def read_block(
     CorruptFileError
         The file ends before a plane's bytes.
     """
-    readers.check_unchanged(recipe.path, recipe.stamp)
+    files.check_unchanged(recipe.path, recipe.stamp)
     dtype = np.dtype(recipe.dtype)
     shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if recipe.samples > 1:
@@ -544,9 +545,9 @@ def read_block(
             out.byteswap(inplace=True)
     else:
         _read_tiff(recipe, out, positions, (t[0], c[0], z[0]), y, x, row_bytes, swap)
-    readers.check_unchanged(recipe.path, recipe.stamp)  # changed while we read: may be mixed
+    files.check_unchanged(recipe.path, recipe.stamp)  # changed while we read: may be mixed
     if count:
-        readers.count_planes(len(positions))
+        files.count_planes(len(positions))
     return out
 
 

@@ -34,11 +34,12 @@ from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
     CorruptFileError,
-    FileChangedError,
     JavaMemoryError,
     SeriesIndexError,
     UnsupportedFormatError,
 )
+from .files import FileStamp, check_unchanged, count_planes, file_stamp
+from .files import planes_read as planes_read  # re-exported: tests and diagnostics use it here
 
 #: Bio-Formats pixel type name -> numpy dtype (native byte order)
 PIXEL_TYPES: dict[str, np.dtype] = {
@@ -180,45 +181,6 @@ def check_path(path: str | os.PathLike[str]) -> str:
 # -- one open reader ------------------------------------------------------------------------
 
 
-def file_stamp(path: str) -> tuple[int, int] | None:
-    """``(size in bytes, modification time in ns)`` of ``path``; None if it is not on disk.
-
-    Paths Bio-Formats resolves itself (a ``.fake`` spec that names no file) have no stamp.
-    """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
-
-
-def check_unchanged(path: str, stamp: tuple[int, int] | None) -> None:
-    """Raise if ``path`` no longer has the ``(size, mtime_ns)`` it had when it was opened.
-
-    Raises
-    ------
-    FileNotFoundError
-        The file was deleted (or moved) after it was opened.
-    FileChangedError
-        Its size or modification time differs: reading on would mix two versions of it.
-    """
-    if stamp is None:
-        return
-    now = file_stamp(path)
-    if now == stamp:
-        return
-    if now is None:
-        raise BfdaskFileNotFoundError(
-            f"{path!r} was deleted or moved after it was opened; "
-            "restore it, or open the file at its new place with bfdask.open."
-        )
-    raise FileChangedError(
-        f"{path!r} changed on disk after it was opened (size {stamp[0]} -> {now[0]} bytes, "
-        f"mtime {stamp[1]} -> {now[1]} ns); its pixels may no longer match the metadata read "
-        "at open. Open it again with bfdask.open to read the new version."
-    )
-
-
 class Reader:
     """An open ``loci.formats.ImageReader`` (possibly memoized) for one file, in one thread.
 
@@ -228,6 +190,9 @@ class Reader:
     def __init__(self, path: str) -> None:
         import javabridge
 
+        from . import dataset
+
+        dataset.check_dataset_files(path)  # before setId opens the files the dataset names
         jvm.ensure()
         self.path = path
         self.stamp = file_stamp(path)
@@ -262,6 +227,14 @@ class Reader:
                 pass
             raise translate_java_error(exc, path, "opening") from None
         self.java = reader
+        if not dataset.outside_allowed():  # setId may find files by other means (patterns...)
+            try:
+                from .metadata import used_files
+
+                dataset.check_used_files(path, used_files(self))
+            except BaseException:
+                self.close()
+                raise
         env = javabridge.get_env()
         klass = env.get_object_class(reader)
         self._open_bytes = env.get_method_id(klass, "openBytes", "(I[BIIII)[B")
@@ -415,7 +388,6 @@ class _ThreadReaders:
 
 
 _local = threading.local()
-_planes_read = 0  # process-wide count, for tests and diagnostics
 _all_caches: weakref.WeakSet[_ThreadReaders] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
@@ -444,18 +416,6 @@ def close_all() -> None:
         caches = list(_all_caches)
     for cache in caches:
         cache.close_all()
-
-
-def planes_read() -> int:
-    """Number of planes (or plane tiles) this process has read so far, by either pixel path."""
-    return _planes_read
-
-
-def count_planes(n: int) -> None:
-    """Add ``n`` planes to :func:`planes_read` (each pixel path counts its reads)."""
-    global _planes_read
-    with _all_lock:
-        _planes_read += n
 
 
 def open_readers() -> int:
@@ -508,7 +468,7 @@ def read_block(
     samples: int = 1,
     little_endian: bool | None = None,
     interleaved: bool | None = None,
-    stamp: tuple[int, int] | None = None,
+    stamp: FileStamp | None = None,
 ) -> np.ndarray:
     """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
 
@@ -529,8 +489,9 @@ def read_block(
         The series' byte order and sample layout, if known (from its ``ImageSpec``); asked
         from the reader otherwise (two more JNI calls).
     stamp
-        The file's ``(size, mtime_ns)`` when its metadata was read (``ImageSpec.stamp``):
-        checked before and after the read, so pixels of a file changed meanwhile never return.
+        The file's :class:`~bfdask.files.FileStamp` when its metadata was read
+        (``ImageSpec.stamp``): checked before and after the read, so pixels of a file changed
+        meanwhile never return.
 
     Returns
     -------

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import FileStamp
+
 
 class TiffLayoutError(ValueError):
     """No (file, page) table for this series (the reason is the message)."""
@@ -66,7 +68,13 @@ def _ome_xml(path: str) -> tuple[str, str]:
 def _ome_planes(
     path: str, series: int, order: str, sizes: tuple[int, int, int], samples: int
 ) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
-    """(files, [(file index, IFD)] per plane index) of one series from its TiffData."""
+    """(files, [(file index, IFD)] per plane index) of one series from its TiffData.
+
+    Raises :class:`~bfdask.errors.OutsideDatasetError` when a TiffData names a file outside
+    ``path``'s folder (unless the user opted in: :mod:`bfdask.dataset`).
+    """
+    from . import dataset
+
     xml, source = _ome_xml(path)
     try:
         root = ET.fromstring(xml)
@@ -103,8 +111,11 @@ def _ome_planes(
     tiffdata = pixels.findall(f"{ns}TiffData")
     if not tiffdata:
         raise TiffLayoutError("no TiffData elements")
+    allow_outside = dataset.outside_allowed()
     for td in tiffdata:
         uuid = td.find(f"{ns}UUID")
+        if uuid is not None and uuid.get("FileName") is not None and not allow_outside:
+            dataset.check_name(source, uuid.get("FileName", ""))  # only the dataset's folder
         if uuid is not None and own_uuid and (uuid.text or "").strip() == own_uuid and is_tiff:
             name = source  # this very file, whatever it has been renamed to
         elif uuid is not None and uuid.get("FileName"):
@@ -158,7 +169,7 @@ def _locate(page: Any, dtype: np.dtype, samples: int) -> tuple[int, int]:
 @lru_cache(maxsize=32)
 def page_table(
     path: str,
-    stamp: tuple[int, int] | None,
+    stamp: FileStamp | None,
     series: int,
     ome: bool,
     order: str,
@@ -223,7 +234,7 @@ class _Handles:
     """One thread's open ``tifffile.TiffFile`` objects; closed when the thread ends."""
 
     def __init__(self) -> None:
-        self.files: dict[tuple[str, tuple[int, int] | None], Any] = {}
+        self.files: dict[tuple[str, FileStamp | None], Any] = {}
 
     def close(self) -> None:
         while self.files:
@@ -244,7 +255,7 @@ def close_all() -> None:
         handles.close()
 
 
-def _tifffile(path: str, stamp: tuple[int, int] | None) -> Any:
+def _tifffile(path: str, stamp: FileStamp | None) -> Any:
     """The calling thread's open ``tifffile.TiffFile`` of ``path``.
 
     One per thread, as Bio-Formats readers are: a shared handle would interleave the seeks
@@ -265,7 +276,7 @@ def _tifffile(path: str, stamp: tuple[int, int] | None) -> Any:
     return tif
 
 
-def decode_page(path: str, stamp: tuple[int, int] | None, page: int) -> np.ndarray:
+def decode_page(path: str, stamp: FileStamp | None, page: int) -> np.ndarray:
     """IFD ``page`` of ``path`` decoded by tifffile, as ``(Y, X[, S])``."""
     tif = _tifffile(path, stamp)
     tiff_page = tif.pages[page]

