@@ -180,6 +180,11 @@ def check_path(path: str | os.PathLike[str]) -> str:
 
 # -- one open reader ------------------------------------------------------------------------
 
+#: bytes at the end of each plane buffer marked before ``openBytes`` (see ``read_plane``)
+MARKED_TAIL = 64
+#: the two marks (Java bytes are signed: 0xA5 and 0x5A)
+MARKS = (-91, 90)
+
 
 class Reader:
     """An open ``loci.formats.ImageReader`` (possibly memoized) for one file, in one thread.
@@ -238,6 +243,8 @@ class Reader:
         env = javabridge.get_env()
         klass = env.get_object_class(reader)
         self._open_bytes = env.get_method_id(klass, "openBytes", "(I[BIIII)[B")
+        self._arrays = env.find_class("java/util/Arrays")
+        self._fill = env.get_static_method_id(self._arrays, "fill", "([BIIB)V")
         self.series_count = int(javabridge.call(reader, "getSeriesCount", "()I"))
 
     # plain-value accessors (one JNI call each)
@@ -296,7 +303,7 @@ class Reader:
             env = javabridge.get_env()
             self._buffer, self._buffer_size = None, 0
             try:
-                self._buffer = env.make_byte_array(np.empty(nbytes, np.uint8))
+                self._buffer = env.make_byte_array(np.zeros(nbytes, np.uint8))
             except MemoryError:
                 if env.exception_occurred() is not None:
                     env.exception_clear()  # else the next Java call in this thread fails too
@@ -325,19 +332,32 @@ class Reader:
         One JNI ``openBytes`` into a reused ``byte[]`` and javabridge's copy of it into a fresh
         numpy array, which is returned as is: byte order fixed in place, planar samples moved
         last as a view.
+
+        Bio-Formats readers fill the buffer from the file and do not say when the file ended
+        first (an MRC or raw file cut short): the rest of the buffer would keep the previous
+        plane's bytes. So the buffer's tail is marked before each read; a tail still marked
+        afterwards is read once more under another mark, and bytes that kept both marks were
+        never written: :class:`CorruptFileError`, never another plane's pixels.
         """
         import javabridge
 
         env = javabridge.get_env()
         h, w = y[1] - y[0], x[1] - x[0]
         bpp = 1 if dtype == np.bool_ else dtype.itemsize
-        buffer = self._java_buffer(h * w * samples * bpp)
-        env.call_method(self.java, self._open_bytes, index, buffer, x[0], y[0], w, h)
-        thrown = env.exception_occurred()
-        if thrown is not None:
-            env.exception_clear()
-            raise _plane_error(JavaThrown(thrown), self, index)
-        raw = env.get_byte_array_elements(buffer)
+        nbytes = h * w * samples * bpp
+        buffer = self._java_buffer(nbytes)
+        raw = self._open_bytes_marked(env, index, buffer, nbytes, y, x, MARKS[0])
+        if raw[-1] == MARKS[0] & 0xFF:  # the last byte may be unwritten: ask again
+            again = self._open_bytes_marked(env, index, buffer, nbytes, y, x, MARKS[1])
+            tail = slice(max(0, nbytes - MARKED_TAIL), nbytes)
+            unwritten = np.flatnonzero(raw[tail] != again[tail])
+            if unwritten.size:
+                raise CorruptFileError(
+                    f"Reading plane {index} of series {self.series} of {self.path!r} failed: "
+                    f"Bio-Formats filled only part of it (at least its last "
+                    f"{MARKED_TAIL - int(unwritten[0])} bytes are missing). The file is "
+                    "probably truncated or damaged; check it opens in Fiji/showinf."
+                )
         if dtype == np.bool_:
             plane = raw != 0
         else:
@@ -349,6 +369,29 @@ class Reader:
         if interleaved:
             return plane.reshape(h, w, samples)
         return np.moveaxis(plane.reshape(samples, h, w), 0, -1)
+
+    def _open_bytes_marked(
+        self,
+        env: Any,
+        index: int,
+        buffer: Any,
+        nbytes: int,
+        y: tuple[int, int],
+        x: tuple[int, int],
+        mark: int,
+    ) -> np.ndarray:
+        """``openBytes`` into ``buffer`` after filling its last bytes with ``mark``; a copy."""
+        start = max(0, nbytes - MARKED_TAIL)
+        env.call_static_method(self._arrays, self._fill, buffer, start, nbytes, mark)
+        env.call_method(
+            self.java, self._open_bytes, index, buffer, x[0], y[0], x[1] - x[0], y[1] - y[0]
+        )
+        thrown = env.exception_occurred()
+        if thrown is not None:
+            env.exception_clear()
+            raise _plane_error(JavaThrown(thrown), self, index)
+        raw: np.ndarray = env.get_byte_array_elements(buffer)
+        return raw
 
     def plane_index(self, z: int, c: int, t: int) -> int:
         """``getIndex(z, c, t)`` of the current series, computed as Bio-Formats does.

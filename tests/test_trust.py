@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import distributed
 import numpy as np
 import pytest
 import tifffile
-from shared_data import DATA
+from shared_data import DATA, MAKE_LIF, requires_data, requires_make_lif
 
 import bfdask
 
@@ -100,3 +102,38 @@ def test_rewrite_in_place_with_size_and_mtime_kept_raises_on_a_local_cluster(tmp
             rewrite_keeping_size_and_mtime(path, np.full((4, 32, 32), 9, "uint16"))
             with pytest.raises(bfdask.FileChangedError, match=path.name):
                 client.compute(data.sum().data).result()
+
+
+# -- defect 1: a plane Bio-Formats cannot fill ------------------------------------------------
+
+
+@requires_data
+def test_mrc_cut_in_half_never_returns_another_planes_bytes(tmp_path):
+    source = DATA / "mrc" / "EMD-3001.map"  # 25 float planes of 73 x 43, uncompressed
+    raw = source.read_bytes()
+    half = tmp_path / "half.map"
+    half.write_bytes(raw[: len(raw) // 2])
+    original = bfdask.open(source).values
+    data = bfdask.open(half, chunks={"Z": 1})
+    assert data.attrs["pixels"] == "bioformats"  # no native plan: Bio-Formats' own reader
+    np.testing.assert_array_equal(data.isel(Z=5).values, original[:, :, 5])  # before the cut
+    # Bio-Formats leaves its reused buffer as the last read left it: plane 24 came back as
+    # plane 5. Now the missing plane is an error naming the file, series and plane.
+    with pytest.raises(bfdask.CorruptFileError, match=r"plane 24 of series 0 of .*half\.map"):
+        data.isel(Z=24).values
+    # Plane 12 straddles the cut: its first rows exist, its last do not.
+    with pytest.raises(bfdask.CorruptFileError, match="plane 12 "):
+        data.isel(Z=12).values
+    np.testing.assert_array_equal(data.isel(Z=slice(0, 12)).values, original[:, :, :12])
+    still_reads_a_good_file()
+
+
+def test_a_plane_that_really_ends_in_the_marker_bytes_reads_exactly(tmp_path):
+    """The check for unwritten bytes must not reject a plane whose last bytes are the marker."""
+    data = np.arange(4 * 16 * 16, dtype="uint16").reshape(4, 16, 16)
+    data[:, -1, :] = 0xA5A5  # the whole last row holds the first marker
+    data[1, -1, -3:] = 0x5A5A  # and the end of one plane the second
+    path = tmp_path / "marks.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "ZYX"})
+    read = bfdask.open(path, chunks={"Z": 1}, pixels="bioformats").values
+    np.testing.assert_array_equal(read[0, 0], data)
