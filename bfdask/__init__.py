@@ -45,6 +45,7 @@ del _config
 __all__ = [
     "BfdaskError",
     "CorruptFileError",
+    "CorruptFileWarning",
     "FileChangedError",
     "ImageSpec",
     "JVMError",

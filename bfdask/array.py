@@ -20,6 +20,7 @@ from dask.base import tokenize
 
 from . import chunks as chunks_mod
 from . import metadata, pixels, readers
+from .damage import Damage
 from .files import FileStamp
 from .metadata import ImageSpec
 from .pixels import Choice, NativeRecipe
@@ -44,6 +45,7 @@ class BlockSource:
     interleaved: bool
     stamp: FileStamp | None = None  # the file at open: a changed file raises
     native: NativeRecipe | None = None  # a verified native plan: read without Java
+    damage: Damage | None = None  # damage found at open: those planes raise on either path
 
     @property
     def ndim(self) -> int:
@@ -111,6 +113,7 @@ class BlockSource:
             little_endian=self.little_endian,
             interleaved=self.interleaved,
             stamp=self.stamp,
+            damage=self.damage,
         )
 
 
@@ -131,12 +134,12 @@ def normalize_dims(dims: str, spec: ImageSpec) -> str:
 
 
 def block_source(
-    spec: ImageSpec, dims: str = "TCZYX", native: NativeRecipe | None = None
+    spec: ImageSpec, dims: str = "TCZYX", choice: Choice | None = None
 ) -> BlockSource:
     """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (validated).
 
-    ``native`` is the series' verified native recipe (:func:`bfdask.pixels.choose`); None
-    reads through Bio-Formats.
+    ``choice`` is the series' pixel source (:func:`bfdask.pixels.choose`): its verified
+    native recipe, or Bio-Formats, and the damage found at open. None: Bio-Formats, no check.
     """
     dims = normalize_dims(dims, spec)
     sizes = spec.sizes
@@ -151,7 +154,8 @@ def block_source(
         little_endian=spec.little_endian,
         interleaved=spec.interleaved,
         stamp=spec.stamp,
-        native=native,
+        native=None if choice is None else choice.recipe,
+        damage=None if choice is None or not choice.damage else choice.damage,
     )
 
 
@@ -159,16 +163,16 @@ def to_dask(
     spec: ImageSpec,
     dims: str = "TCZYX",
     chunks: Mapping[str, Any] | None = None,
-    native: NativeRecipe | None = None,
+    choice: Choice | None = None,
 ) -> da.Array:
     """The lazy dask array of ``spec``, with axes in the order ``dims``.
 
-    ``native`` as for :func:`block_source`.
+    ``choice`` as for :func:`block_source`.
     """
     dims = normalize_dims(dims, spec)
     plan = chunks_mod.plan(spec, chunks)
-    source = block_source(spec, dims, native)
-    source_kind = "bioformats" if native is None else native.kind
+    source = block_source(spec, dims, choice)
+    source_kind = "bioformats" if source.native is None else source.native.kind
     name = "bfdask-" + tokenize(
         spec.path, spec.stamp, spec.series, spec.resolution, dims, plan, source_kind
     )
@@ -218,6 +222,8 @@ def attrs(spec: ImageSpec, ome_xml: str | None, choice: Choice | None = None) ->
         "pixels": "bioformats" if choice is None else choice.source,
         "pixels_reason": "no choice made" if choice is None else choice.reason,
     }
+    if choice is not None and choice.damage.notes:
+        out["damage"] = "; ".join(choice.damage.notes)
     for key in ("physical_size_x", "physical_size_y", "physical_size_z", "time_increment"):
         value = getattr(spec, key)
         if value is not None:
@@ -235,8 +241,7 @@ def to_xarray(
     choice: Choice | None = None,
 ) -> Any:
     """The labeled, lazy ``xarray.DataArray`` of ``spec`` (pixels as ``choice`` says)."""
-    native = None if choice is None else choice.recipe
-    return labeled(spec, dims, to_dask(spec, dims, chunks, native), ome_xml, choice)
+    return labeled(spec, dims, to_dask(spec, dims, chunks, choice), ome_xml, choice)
 
 
 def labeled(

@@ -90,7 +90,7 @@ def lazy_dataarray(
     from .array import block_source, labeled
 
     choice = pixels_mod.choose(spec, pixels)
-    source = block_source(spec, dims, choice.recipe)
+    source = block_source(spec, dims, choice)
     data = indexing.LazilyIndexedArray(BioformatsBackendArray(source))
     array = labeled(spec, source.dims, data, ome_xml, choice)
     array.encoding["preferred_chunks"] = preferred_chunks(spec, source.dims)

@@ -69,7 +69,12 @@ class PaddedPositionsWarning(UserWarning):
     """Positions with fewer timepoints than the longest were padded with NaN."""
 
 
-class TruncatedFileWarning(UserWarning):
+class CorruptFileWarning(UserWarning):
+    """Opening found damage in the file (``attrs["damage"]`` says what): the damaged planes
+    raise :class:`CorruptFileError` when read, the others read normally."""
+
+
+class TruncatedFileWarning(CorruptFileWarning):
     """The file ends before some of its planes: those raise :class:`CorruptFileError` when
     read, the others read normally (e.g. a file still being copied)."""
 

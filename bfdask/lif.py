@@ -32,7 +32,14 @@ LIF_MEM = 0x2A
 
 
 class LifLayoutError(ValueError):
-    """The file is not a LIF this module understands (the reason is the message)."""
+    """A LIF layout this module does not map (the reason is the message): not damage."""
+
+
+def _damaged(path: str, problem: str) -> CorruptFileError:
+    return CorruptFileError(
+        f"{path!r} is damaged: {problem}. Bio-Formats may still open it, but bfdask cannot "
+        "tell which of its bytes are pixels; check it opens in LAS X or Fiji."
+    )
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class LifImage:
     name: str
     offset: int  # absolute file offset of the series' first byte (block start + tile offset)
     nbytes: int  # bytes the series may span from ``offset`` (its memory block's rest)
+    extent: int  # bytes of this series alone (its tile's share of the block, or the block)
     size_x: int
     size_y: int
     size_z: int
@@ -54,12 +62,17 @@ class LifImage:
     c_offsets: tuple[int, ...]  # byte offset of each channel
     bits: tuple[int, ...]  # bits per sample of each channel (Resolution)
     rgb: bool  # a channel has a ChannelTag (RGB data)
+    unsupported: str = ""  # why the pixel layout is not mapped ("": it is); sizes are then 0
+
+    def truncated(self, file_size: int) -> bool:
+        """Whether the series' bytes run past ``file_size`` (the file was cut short)."""
+        return self.offset + self.extent > file_size
 
 
 def _read_exact(f, n: int, path: str) -> bytes:  # type: ignore[no-untyped-def]
     data = f.read(n)
     if len(data) != n:
-        raise LifLayoutError(f"{path}: truncated LIF structure")
+        raise _damaged(path, f"its LIF structure ends early (at byte {f.tell()})")
     return data
 
 
@@ -68,8 +81,11 @@ def read_header(path: str) -> tuple[str, int]:
     with open(path, "rb") as f:
         magic, _length, mem, nchars = struct.unpack("<IIBI", _read_exact(f, 13, path))
         if magic != LIF_MAGIC or mem != LIF_MEM:
-            raise LifLayoutError(f"{path}: no LIF header (magic {magic:#x})")
-        xml = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+            raise _damaged(path, f"no LIF header (magic {magic:#x})")
+        try:
+            xml = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+        except UnicodeDecodeError as exc:
+            raise _damaged(path, f"its XML header is not UTF-16 text ({exc})") from None
         return xml, f.tell()
 
 
@@ -77,7 +93,8 @@ def memory_blocks(path: str, start: int, version: int) -> dict[str, tuple[int, i
     """Every memory block of the file: ``{block id: (data offset, data size)}``.
 
     Walks the block headers only (one small read each), seeking over the data; 64-bit sizes
-    and offsets throughout.
+    and offsets throughout. The last block's data may run past the end of a file that was
+    cut short: its declared size is kept (see :meth:`LifImage.truncated`).
     """
     blocks: dict[str, tuple[int, int]] = {}
     size_format = "<Q" if version >= 2 else "<I"
@@ -89,15 +106,16 @@ def memory_blocks(path: str, start: int, version: int) -> dict[str, tuple[int, i
             f.seek(pos)
             magic, _length, mem = struct.unpack("<IIB", _read_exact(f, 9, path))
             if magic != LIF_MAGIC or mem != LIF_MEM:
-                raise LifLayoutError(f"{path}: bad memory block header at offset {pos}")
+                raise _damaged(path, f"bad memory block header at byte {pos}")
             (size,) = struct.unpack(size_format, _read_exact(f, size_len, path))
             mem2, nchars = struct.unpack("<BI", _read_exact(f, 5, path))
             if mem2 != LIF_MEM:
-                raise LifLayoutError(f"{path}: bad memory block header at offset {pos}")
-            block_id = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+                raise _damaged(path, f"bad memory block header at byte {pos}")
+            try:
+                block_id = _read_exact(f, 2 * nchars, path).decode("utf-16-le")
+            except UnicodeDecodeError:
+                raise _damaged(path, f"bad memory block name at byte {pos}") from None
             data = f.tell()
-            if data + size > end:
-                raise LifLayoutError(f"{path}: memory block {block_id} runs past the file end")
             blocks[block_id] = (data, size)
             pos = data + size
     return blocks
@@ -152,49 +170,98 @@ def _images(root: ET.Element) -> list[tuple[str, ET.Element]]:
 
     top = root.find("./Element")
     if top is None:
-        raise LifLayoutError("no root Element in the LIF header")
+        raise LifLayoutError("no root Element in the LIF header")  # caught as damage
     walk(top, "")
     return out
+
+
+def _dims(name: str, description: ET.Element) -> list[tuple[int, int, int]]:
+    """``(DimID, NumberOfElements, BytesInc)`` of each dimension, in the header's order."""
+    try:
+        return [
+            (
+                int(d.get("DimID", "0")),
+                int(d.get("NumberOfElements", "1")),
+                int(d.get("BytesInc", "0")),
+            )
+            for d in description.findall("./Dimensions/DimensionDescription")
+        ]
+    except ValueError as exc:
+        raise LifLayoutError(f"{name}: a dimension is not a number ({exc})") from None
+
+
+def _unsupported(name: str, dims: list[tuple[int, int, int]], channels: list[ET.Element]) -> str:
+    """Why this image's pixel layout is not mapped here ("" when it is)."""
+    if not channels or len(dims) < 2:
+        return f"{name}: fewer than two dimensions or no channel"
+    unknown = {d for d, _, _ in dims} - {1, 2, 3, 4, 10}
+    if unknown:
+        return f"{name}: dimension ids {sorted(unknown)} are not handled"
+    if dims[0][0] != 1:
+        return f"{name}: first dimension is not X"
+    if len({d for d, _, _ in dims}) != len(dims):
+        return f"{name}: a dimension id repeats"
+    if dims[1][0] not in (2, 3):
+        return f"{name}: second dimension (id {dims[1][0]}) is neither Y nor Z"
+    return ""
 
 
 def _layout(
     path: str, name: str, element: ET.Element, blocks: dict[str, tuple[int, int]]
 ) -> list[LifImage]:
-    """The series (one, or one per tile) of one image element."""
+    """The series (one, or one per tile) of one image element.
+
+    An image whose layout is not mapped still gets its place in the file (``offset``,
+    ``extent``), so that a truncated file is detected whatever reads its pixels.
+    """
     description = element.find("./Data/Image/ImageDescription")
     memory = element.find("./Memory")
     if description is None or memory is None:
         raise LifLayoutError(f"{name}: no ImageDescription")
     block_id = memory.get("MemoryBlockID", "")
     if block_id not in blocks:
-        raise LifLayoutError(f"{name}: memory block {block_id!r} not in the file")
+        raise _damaged(path, f"the memory block {block_id!r} of {name!r} is not in the file")
     start, size = blocks[block_id]
     channels = description.findall("./Channels/ChannelDescription")
-    dims = [
-        (
-            int(d.get("DimID", "0")),
-            int(d.get("NumberOfElements", "1")),
-            int(d.get("BytesInc", "0")),
-        )
-        for d in description.findall("./Dimensions/DimensionDescription")
-    ]
-    if not channels or len(dims) < 2:
-        raise LifLayoutError(f"{name}: fewer than two dimensions or no channel")
-    unknown = {d for d, _, _ in dims} - {1, 2, 3, 4, 10}
-    if unknown:
-        raise LifLayoutError(f"{name}: dimension ids {sorted(unknown)} are not handled")
-    if dims[0][0] != 1:
-        raise LifLayoutError(f"{name}: first dimension is not X")
+    dims = _dims(name, description)
     by_id = {d: (n, inc) for d, n, inc in dims}
-    if len(by_id) != len(dims):
-        raise LifLayoutError(f"{name}: a dimension id repeats")
+    tiles, tile_inc = by_id.get(10, (1, 0))
+    if tiles < 1 or tile_inc < 0 or (tiles > 1 and tile_inc == 0):
+        raise LifLayoutError(f"{name}: {tiles} tiles {tile_inc} bytes apart")
+    extent = tile_inc if tiles > 1 else size
+    reason = _unsupported(name, dims, channels)
+    if reason:
+        return [
+            LifImage(
+                name,
+                start + k * tile_inc,
+                size - k * tile_inc,
+                extent,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                (),
+                (),
+                False,
+                unsupported=reason,
+            )
+            for k in range(tiles)
+        ]
     row_id = dims[1][0]  # 2 normally; 3 for an XZ scan, whose Z Bio-Formats shows as Y
-    if row_id not in (2, 3):
-        raise LifLayoutError(f"{name}: second dimension (id {row_id}) is neither Y nor Z")
     z_id = 3 if row_id == 2 else 2
     z_n, z_inc = by_id.get(z_id, (1, 0))
     t_n, t_inc = by_id.get(4, (1, 0))
-    tiles, tile_inc = by_id.get(10, (1, 0))
+    try:
+        c_offsets = tuple(int(c.get("BytesInc", "0")) for c in channels)
+        bits = tuple(int(c.get("Resolution", "0")) for c in channels)
+    except ValueError as exc:
+        raise LifLayoutError(f"{name}: a channel field is not a number ({exc})") from None
     common = {
         "size_x": by_id[1][0],
         "size_y": by_id[row_id][0],
@@ -205,12 +272,18 @@ def _layout(
         "row_stride": by_id[row_id][1],
         "z_stride": z_inc,
         "t_stride": t_inc,
-        "c_offsets": tuple(int(c.get("BytesInc", "0")) for c in channels),
-        "bits": tuple(int(c.get("Resolution", "0")) for c in channels),
+        "c_offsets": c_offsets,
+        "bits": bits,
         "rgb": any(c.get("ChannelTag", "0") != "0" for c in channels),
     }
     return [
-        LifImage(name=name, offset=start + k * tile_inc, nbytes=size - k * tile_inc, **common)
+        LifImage(
+            name=name,
+            offset=start + k * tile_inc,
+            nbytes=size - k * tile_inc,
+            extent=extent,
+            **common,
+        )
         for k in range(tiles)
     ]
 

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from . import config, files, readers
-from .errors import CorruptFileError, NativePixelsError, TruncatedFileWarning
+from .damage import Damage, runs
+from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 from .files import FileStamp
 from .metadata import ImageSpec
 
@@ -103,6 +104,7 @@ class Choice:
     recipe: NativeRecipe | None
     reason: str
     verify_seconds: float = 0.0
+    damage: Damage = field(default_factory=Damage)  # found at open; enforced on both paths
 
     @property
     def source(self) -> str:
@@ -149,6 +151,8 @@ def _lif_recipe(spec: ImageSpec) -> NativeRecipe:
             f"Bio-Formats {spec.series_count} series"
         )
     image = images[spec.series]
+    if image.unsupported:
+        raise NativePixelsError(image.unsupported)
     itemsize = np.dtype(spec.dtype).itemsize
     if image.rgb or spec.samples != 1:
         raise NativePixelsError("RGB LIF images are left to Bio-Formats")
@@ -214,8 +218,14 @@ def build_recipe(spec: ImageSpec) -> NativeRecipe:
     Raises
     ------
     NativePixelsError
-        The series has no native plan; the message says why.
+        The series has no native plan (a layout or format not mapped); the message says why.
+    CorruptFileError
+        The file's structure is damaged (or cannot be read for another reason): no plan, and
+        the damage must not be papered over.
     """
+    from .lif import LifLayoutError
+    from .tiff import TiffLayoutError
+
     if spec.resolution != 0:
         raise NativePixelsError("only resolution 0 has a native plan")
     if spec.dtype == "bool":
@@ -225,10 +235,14 @@ def build_recipe(spec: ImageSpec) -> NativeRecipe:
             return _lif_recipe(spec)
         if spec.format in TIFF_FORMATS:
             return _tiff_recipe(spec)
-    except NativePixelsError:
+    except (NativePixelsError, CorruptFileError):
         raise
-    except Exception as exc:  # a file this module cannot map: Bio-Formats reads it
+    except (LifLayoutError, TiffLayoutError) as exc:  # a layout not mapped: Bio-Formats reads
         raise NativePixelsError(f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # tifffile, struct, XML... on a structure that does not parse
+        raise CorruptFileError(
+            f"bfdask cannot read the structure of {spec.path!r} ({type(exc).__name__}: {exc})"
+        ) from None
     raise NativePixelsError(f"no native reader for format {spec.format!r}")
 
 
@@ -247,8 +261,8 @@ def verify_planes(recipe: NativeRecipe) -> list[int]:
 
 def missing_planes(recipe: NativeRecipe) -> np.ndarray:
     """Bio-Formats plane indices whose bytes, by the plan, lie (partly) past the end of their
-    file: the file is truncated there. Compressed TIFF pages (no fixed extent) are not listed;
-    decoding them fails instead."""
+    file: the file is truncated there (or its offsets are damaged). TIFF pages count by their
+    strips or tiles, compressed or not."""
     count = recipe.size_z * recipe.size_c * recipe.size_t
     if recipe.kind == "lif":
         index = np.arange(count, dtype=np.int64)
@@ -267,10 +281,8 @@ def missing_planes(recipe: NativeRecipe) -> np.ndarray:
         )
         return np.flatnonzero(ends > os.path.getsize(recipe.path))
     table = _tiff_table(recipe)
-    sizes = np.array([os.path.getsize(name) for name in table.files], np.int64)
-    known = table.offset >= 0
-    ends = np.where(known, table.offset + table.nbytes, 0)
-    return np.flatnonzero(known & (ends > sizes[table.file]))
+    sizes_on_disk = np.array([os.path.getsize(name) for name in table.files], np.int64)
+    return np.flatnonzero(table.end > sizes_on_disk[table.file])
 
 
 def _rows_in_file(recipe: NativeRecipe, index: int) -> int:
@@ -288,18 +300,67 @@ def _rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, (os.path.getsize(name) - start) // stride))
 
 
-def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = None) -> str | None:
-    """Compare a few planes read natively with Bio-Formats' ``openBytes``; None if identical.
+@dataclass
+class Verdict:
+    """What comparing a few planes both ways found (:func:`verify`)."""
+
+    mismatch: str | None = None  # the plan and Bio-Formats disagree: the plan is not used
+    compared: int = 0  # planes read both ways and found identical
+    damaged: list[int] = field(default_factory=list)  # planes neither path can read
+    notes: list[str] = field(default_factory=list)  # what the damaged planes showed
+
+
+def _compare(spec: ImageSpec, recipe: NativeRecipe, index: int, y: tuple[int, int]) -> Verdict:
+    """Read plane ``index`` (rows ``y``) through Bio-Formats and natively, and compare."""
+    z, c, t = recipe.zct(index)
+    reader = readers.get_reader(spec.path, spec.series, spec.resolution)
+    if reader.plane_index(z, c, t) != index:
+        return Verdict(f"plane {index}: Bio-Formats' index of (z={z}, c={c}, t={t}) differs")
+    expected: np.ndarray | None = None
+    java_error: CorruptFileError | None = None
+    try:
+        expected = reader.read_plane(
+            index,
+            y,
+            (0, spec.size_x),
+            np.dtype(spec.dtype),
+            spec.little_endian,
+            spec.samples,
+            spec.interleaved,
+        )
+    except CorruptFileError as exc:
+        java_error = exc
+    try:
+        got = read_block(
+            recipe, (t, t + 1), (c, c + 1), (z, z + 1), y, (0, spec.size_x), count=False
+        )[0, 0, 0]
+    except CorruptFileError as exc:  # the file's bytes for this plane are not there or broken
+        if expected is not None and expected.any():  # Bio-Formats reads real pixels there
+            return Verdict(f"plane {index}: bfdask cannot read it ({exc}), Bio-Formats can")
+        how = "fails too" if java_error is not None else "pads it with zeros"
+        return Verdict(
+            damaged=[index], notes=[f"plane {index} is damaged ({exc}); Bio-Formats {how}"]
+        )
+    except Exception as exc:  # any other failure of the native path: the plan is wrong
+        return Verdict(f"plane {index}: native read failed: {type(exc).__name__}: {exc}")
+    if java_error is not None:
+        return Verdict(f"plane {index}: Bio-Formats cannot read it ({java_error}), bfdask can")
+    assert expected is not None
+    if got.shape != expected.shape or got.tobytes() != expected.tobytes():
+        return Verdict(f"plane {index} (z={z}, c={c}, t={t}) differs from Bio-Formats'")
+    return Verdict()
+
+
+def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = None) -> Verdict:
+    """Compare a few planes read natively with Bio-Formats' ``openBytes``.
 
     ``missing`` (:func:`missing_planes`) are left out: the last plane still in the file is
-    compared instead of the last one.
-    Returns the reason for a mismatch (a plane that differs, or an error while reading).
+    compared instead of the last one. A plane that neither path can read (or that
+    Bio-Formats pads with zeros where the plan finds it broken) is damage, not a mismatch.
     """
     row_bytes = spec.size_x * spec.samples * spec.itemsize
     rows = max(1, min(spec.size_y, VERIFY_BYTES // max(1, row_bytes)))
     y = (0, rows)
-    x = (0, spec.size_x)
-    reader = readers.get_reader(spec.path, spec.series, spec.resolution)
     planes = verify_planes(recipe)
     if missing is not None and missing.size:
         gone = set(missing.tolist())
@@ -308,28 +369,112 @@ def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = N
             planes = sorted({i for i in planes if i not in gone} | {present[-1]})
         else:  # the file ends inside its first plane: compare the rows it still holds
             rows = min(rows, _rows_in_file(recipe, 0))
-            if rows == 0:
-                return "the file ends before the first row of its first plane (truncated)"
+            if rows == 0:  # nothing left to compare: every plane raises when read
+                return Verdict(compared=0)
             planes, y = [0], (0, rows)
+    verdict = Verdict()
     for index in planes:
-        z, c, t = recipe.zct(index)
-        if reader.plane_index(z, c, t) != index:
-            return f"plane {index}: Bio-Formats' index of (z={z}, c={c}, t={t}) differs"
-        expected = reader.read_plane(
-            index, y, x, np.dtype(spec.dtype), spec.little_endian, spec.samples, spec.interleaved
+        one = _compare(spec, recipe, index, y)
+        if one.mismatch is not None:
+            return one
+        verdict.damaged += one.damaged
+        verdict.notes += one.notes
+        verdict.compared += 0 if one.damaged else 1
+    return verdict
+
+
+def _truncation_note(spec: ImageSpec, missing: np.ndarray) -> str:
+    count = spec.size_z * spec.size_c * spec.size_t
+    return (
+        f"{spec.path!r} is truncated or damaged: {missing.size} of {count} planes of series "
+        f"{spec.series} (plane {int(missing[0])} on) lie past its end "
+        f"({os.path.getsize(spec.path)} bytes); the others read, and reading those "
+        "raises CorruptFileError. Is the file still being copied?"
+    )
+
+
+def _lif_cut(spec: ImageSpec) -> str | None:
+    """For a LIF series of any layout, a note if its memory block runs past the file's end."""
+    from . import lif
+
+    if spec.format != LIF_FORMAT or spec.resolution != 0:
+        return None
+    try:
+        images = lif.layout(spec.path, spec.stamp)
+    except (lif.LifLayoutError, CorruptFileError, OSError):
+        return None  # damage in the structure is reported by the plan
+    size = os.path.getsize(spec.path)
+    if len(images) != spec.series_count or not images[spec.series].truncated(size):
+        return None
+    image = images[spec.series]
+    return (
+        f"{spec.path!r} is truncated: the data of series {spec.series} needs bytes "
+        f"{image.offset}..{image.offset + image.extent}, the file ends at {size}; planes "
+        "past the end raise CorruptFileError when read (Bio-Formats would return zeros). "
+        "Is the file still being copied?"
+    )
+
+
+@dataclass
+class _Plan:
+    """Everything opening learnt about one series' pixels (internal to :func:`choose`)."""
+
+    recipe: NativeRecipe | None = None
+    problem: str | None = None  # why the recipe is not used
+    level: int = logging.INFO  # how loudly to log ``problem``
+    missing: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    compared: int = 0  # planes found identical both ways
+    zero_planes_missing: bool = False
+    truncation: list[str] = field(default_factory=list)  # TruncatedFileWarning
+    damage: list[str] = field(default_factory=list)  # CorruptFileWarning
+
+
+def _plan(spec: ImageSpec) -> _Plan:
+    """Build and verify the native plan of ``spec`` and collect the damage it shows."""
+    plan = _Plan()
+    try:
+        recipe = build_recipe(spec)
+        plan.missing = missing_planes(recipe)
+        verdict = verify(spec, recipe, plan.missing)
+    except NativePixelsError as exc:  # no plan for this layout: expected, e.g. any CZI
+        plan.problem = str(exc)
+    except CorruptFileError as exc:  # damage found while planning: never papered over
+        plan.problem = str(exc)
+        plan.damage.append(
+            f"{exc}; its pixels come from Bio-Formats, which may pad damaged parts with zeros"
         )
-        try:
-            got = read_block(recipe, (t, t + 1), (c, c + 1), (z, z + 1), y, x, count=False)
-            got = got[0, 0, 0]
-        except Exception as exc:  # any failure of the native path (a codec's, too): not used
-            return f"plane {index}: native read failed: {type(exc).__name__}: {exc}"
-        if got.shape != expected.shape or got.tobytes() != expected.tobytes():
-            return f"plane {index} (z={z}, c={c}, t={t}) differs from Bio-Formats'"
-    return None
+    else:
+        if verdict.mismatch is not None:  # Bio-Formats contradicts the plan: it is not used
+            plan.problem, plan.level = verdict.mismatch, logging.WARNING
+            plan.damage.append(
+                f"bfdask's reading of {spec.path!r} series {spec.series} disagrees with "
+                f"Bio-Formats' ({verdict.mismatch}): the file may be damaged; its pixels come "
+                "from Bio-Formats"
+            )
+            plan.missing = np.empty(0, np.int64)  # a plan Bio-Formats contradicts says nothing
+        else:
+            plan.recipe, plan.compared = recipe, verdict.compared
+            if plan.missing.size:
+                plan.truncation.append(_truncation_note(spec, plan.missing))
+            plan.damage += verdict.notes
+            plan.missing = np.union1d(plan.missing, verdict.damaged).astype(np.int64)
+    if plan.recipe is None:
+        cut = _lif_cut(spec)
+        if cut is not None:
+            plan.truncation.append(cut)
+            plan.zero_planes_missing = True
+    return plan
 
 
 def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     """Pick the pixel source of ``spec``: a verified native recipe, or Bio-Formats.
+
+    Whatever the source, opening asks the file's structure (LIF memory blocks, TIFF strips)
+    where each plane lies and compares a few planes both ways; damage found there is warned
+    (:class:`~bfdask.errors.TruncatedFileWarning`, :class:`~bfdask.errors.CorruptFileWarning`)
+    and kept in the choice's :class:`~bfdask.damage.Damage`, which makes the damaged planes
+    raise when read on either path. A fallback to Bio-Formats is for a layout with no native
+    plan, never a way around damage.
 
     Parameters
     ----------
@@ -345,49 +490,40 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
         With ``pixels="native"``, when the series has no plan or it fails verification.
     """
     mode = resolve_mode(pixels)
-    if mode == "bioformats":
-        return Choice(None, "pixels='bioformats' was asked")
     started = time.perf_counter()
-    recipe: NativeRecipe | None = None
-    level = logging.INFO  # no plan for this layout: expected, e.g. any CZI
-    missing = np.empty(0, np.int64)
-    try:
-        recipe = build_recipe(spec)
-        missing = missing_planes(recipe)
-        mismatch = verify(spec, recipe, missing)
-        level = logging.WARNING  # a plan that Bio-Formats contradicts: worth a look
-    except NativePixelsError as exc:
-        mismatch = str(exc)
-    except (OSError, ValueError) as exc:  # Bio-Formats' read failed (file changed, ...)
-        mismatch = f"{type(exc).__name__}: {exc}"
+    plan = _plan(spec)
     seconds = time.perf_counter() - started
     where = f"{spec.path!r} series {spec.series}"
-    if recipe is not None and mismatch is None:
+    for note in plan.truncation:
+        warnings.warn(note, TruncatedFileWarning, stacklevel=3)
+    for note in plan.damage:
+        warnings.warn(note, CorruptFileWarning, stacklevel=3)
+    damage = Damage(
+        missing=runs(plan.missing.tolist()),
+        zero_planes_missing=plan.zero_planes_missing,
+        notes=tuple(plan.truncation + plan.damage),
+    )
+    recipe = plan.recipe
+    if recipe is not None and mode != "bioformats":
         how = {
             "lif": "byte offsets from the LIF header",
             "ome-tiff": "OME-TIFF TiffData pages",
             "tiff": "TIFF pages in IFD order",
         }[recipe.kind]
-        reason = f"{how}, verified against Bio-Formats on {len(verify_planes(recipe))} plane(s)"
-        if missing.size:
-            count = spec.size_z * spec.size_c * spec.size_t
-            truncated = (
-                f"{spec.path!r} is truncated: {missing.size} of {count} planes of series "
-                f"{spec.series} (plane {int(missing[0])} on) lie past its end "
-                f"({os.path.getsize(spec.path)} bytes); the others read, and reading those "
-                "raises CorruptFileError. Is the file still being copied?"
-            )
-            reason = f"{reason}; {truncated}"
-            warnings.warn(truncated, TruncatedFileWarning, stacklevel=4)
+        reason = f"{how}, verified against Bio-Formats on {plan.compared} plane(s)"
+        if plan.compared == 0:
+            reason = f"{how}; no plane left to verify against Bio-Formats: every one is damaged"
         log.debug("native pixels for %s: %s (%.1f ms)", where, reason, seconds * 1e3)
-        return Choice(recipe, reason, seconds)
+        return Choice(recipe, reason, seconds, damage)
+    if mode == "bioformats":
+        return Choice(None, "pixels='bioformats' was asked", seconds, damage)
     if mode == "native":
         raise NativePixelsError(
             f"pixels='native' was asked for {where}, but it has no verified native plan: "
-            f"{mismatch}. Use pixels='auto' (falls back to Bio-Formats) or 'bioformats'."
+            f"{plan.problem}. Use pixels='auto' (falls back to Bio-Formats) or 'bioformats'."
         )
-    log.log(level, "Bio-Formats pixels for %s: %s", where, mismatch)
-    return Choice(None, f"no native plan: {mismatch}", seconds)
+    log.log(plan.level, "Bio-Formats pixels for %s: %s", where, plan.problem)
+    return Choice(None, f"no native plan: {plan.problem}", seconds, damage)
 
 
 def describe(path: str | os.PathLike[str], pixels: str | None = None) -> list[dict[str, Any]]:

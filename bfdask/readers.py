@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import config, jvm
+from .damage import Damage
 from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
@@ -512,6 +513,7 @@ def read_block(
     little_endian: bool | None = None,
     interleaved: bool | None = None,
     stamp: FileStamp | None = None,
+    damage: Damage | None = None,
 ) -> np.ndarray:
     """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
 
@@ -535,6 +537,10 @@ def read_block(
         The file's :class:`~bfdask.files.FileStamp` when its metadata was read
         (``ImageSpec.stamp``): checked before and after the read, so pixels of a file changed
         meanwhile never return.
+    damage
+        Damage found when the series was opened (:class:`~bfdask.damage.Damage`): its
+        missing planes raise instead of being read, and where the series is cut short at an
+        unknown plane, a plane Bio-Formats pads with zeros raises.
 
     Returns
     -------
@@ -565,6 +571,9 @@ def read_block(
         for zi in range(*z)
     ]
     planes.sort()  # file order: sequential reads where the format allows
+    if damage is not None:
+        for index, _ in planes:
+            damage.check_plane(index, path, series)
     try:
         if little_endian is None:
             little_endian = bool(reader.call("isLittleEndian", "()Z"))
@@ -573,10 +582,14 @@ def read_block(
         layout = (np_dtype, little_endian, samples, interleaved)
         if len(planes) == 1:  # one-plane block: javabridge's array is the block, no more copies
             out = reader.read_plane(planes[0][0], y, x, *layout).reshape(shape)
+            if damage is not None:
+                damage.check_read(out, planes[0][0], path, series)
         else:
             out = np.empty(shape, dtype=np_dtype)
             for index, position in planes:
                 out[position] = reader.read_plane(index, y, x, *layout)
+                if damage is not None:
+                    damage.check_read(out[position], index, path, series)
         count_planes(len(planes))
     except BfdaskError:
         raise

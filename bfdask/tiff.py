@@ -48,6 +48,7 @@ class PageTable:
     page: np.ndarray
     offset: np.ndarray
     nbytes: np.ndarray
+    end: np.ndarray  # byte just past the plane's last strip or tile, in its file (0: unknown)
     big_endian: bool
 
 
@@ -148,6 +149,16 @@ def _ome_planes(
     return tuple(files), [entry for entry in table if entry is not None]
 
 
+def _data_end(page: Any) -> int:
+    """The byte just past the page's last strip or tile (0 when it has none)."""
+    ends = [
+        int(offset) + int(count)
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False)
+        if count
+    ]
+    return max(ends, default=0)
+
+
 def _locate(page: Any, dtype: np.dtype, samples: int) -> tuple[int, int]:
     """(offset, nbytes) of an uncompressed, contiguous page in the plane's layout, else (-1, 0)."""
     if (
@@ -197,6 +208,7 @@ def page_table(
     np_dtype = np.dtype(dtype)
     offsets = np.full(count, -1, np.int64)
     nbytes = np.zeros(count, np.int64)
+    ends = np.zeros(count, np.int64)
     big_endian: bool | None = None
     for index, name in enumerate(files):
         with tifffile.TiffFile(name) as tif:
@@ -217,12 +229,14 @@ def page_table(
                 if (page.imagelength, page.imagewidth) != yx:
                     raise TiffLayoutError(f"IFD {ifd} is not {yx[0]} x {yx[1]} pixels")
                 offsets[i], nbytes[i] = _locate(page, np_dtype, samples)
+                ends[i] = _data_end(page)
     return PageTable(
         files=files,
         file=np.asarray([f for f, _ in planes], np.int32),
         page=np.asarray([p for _, p in planes], np.int64),
         offset=offsets,
         nbytes=nbytes,
+        end=ends,
         big_endian=bool(big_endian),
     )
 

@@ -235,9 +235,9 @@ def test_wrong_plan_fails_verification(tmp_path: Path) -> None:
     path = write_lif(tmp_path / "v.lif", t=3, z=2, c=2)
     spec = bfdask.read_spec(path)
     recipe = pixels.build_recipe(spec)
-    assert pixels.verify(spec, recipe) is None
+    assert pixels.verify(spec, recipe).mismatch is None
     shifted = dataclasses.replace(recipe, z_stride=recipe.t_stride, t_stride=recipe.z_stride)
-    reason = pixels.verify(spec, shifted)
+    reason = pixels.verify(spec, shifted).mismatch
     assert reason is not None and "differs from Bio-Formats'" in reason
     planes = pixels.verify_planes(recipe)
     assert planes[0] == 0 and planes[-1] == 11 and len(planes) == 5

@@ -137,3 +137,109 @@ def test_a_plane_that_really_ends_in_the_marker_bytes_reads_exactly(tmp_path):
     tifffile.imwrite(path, data, ome=True, metadata={"axes": "ZYX"})
     read = bfdask.open(path, chunks={"Z": 1}, pixels="bioformats").values
     np.testing.assert_array_equal(read[0, 0], data)
+
+
+# -- defect 2: damage found by the native plan is never papered over --------------------------
+
+
+def strip_offsets_past_the_end(source: Path, target: Path) -> None:
+    """Copy ``source`` with every StripOffset of its first IFD set to 0xFFFFFF00."""
+    raw = bytearray(source.read_bytes())
+    with tifffile.TiffFile(source) as tif:
+        tag = tif.pages[0].tags["StripOffsets"]
+        assert tag.dtype == 4 and tif.byteorder == "<"  # LONG offsets, little-endian file
+        for k in range(tag.count):
+            raw[tag.valueoffset + 4 * k : tag.valueoffset + 4 * k + 4] = (0xFFFFFF00).to_bytes(
+                4, "little"
+            )
+    target.write_bytes(raw)
+
+
+@requires_data
+@pytest.mark.parametrize("pixels", ["auto", "bioformats"])
+def test_strip_offsets_past_the_end_raise_instead_of_reading_zeros(tmp_path, pixels):
+    bad = tmp_path / "P1_T0.tif"
+    strip_offsets_past_the_end(DATA / "tiff" / "P1_T0.tif", bad)
+    # Before: the native check raised, pixels="auto" fell back to Bio-Formats, which returned
+    # an all-zero image with only a log line.
+    with pytest.warns(bfdask.CorruptFileWarning, match=r"P1_T0\.tif"):
+        data = bfdask.open(bad, pixels=pixels)
+    assert "P1_T0.tif" in data.attrs["damage"]
+    with pytest.raises(bfdask.CorruptFileError, match=r"plane 0 of series 0 of .*P1_T0\.tif"):
+        data.values
+    still_reads_a_good_file()
+
+
+@requires_data
+def test_a_damaged_compressed_plane_found_at_open_is_not_read_through_bioformats(tmp_path):
+    """A plane that neither tifffile nor Bio-Formats decodes: the native plan keeps it as
+    damage (raising when read), rather than falling back."""
+    source = DATA / "tiff" / "stuck.tif"  # 3 planes
+    with tifffile.TiffFile(source) as tif:
+        planes = tif.asarray()
+    path = tmp_path / "zlib.tif"
+    tifffile.imwrite(path, planes, compression="zlib")
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[2]  # the last plane: always verified
+        start, count = page.dataoffsets[0], page.databytecounts[0]
+    raw[start : start + count] = b"\0" * count  # its deflate stream is gone
+    path.write_bytes(raw)
+    with pytest.warns(bfdask.CorruptFileWarning, match="plane 2 is damaged"):
+        data = bfdask.open(path, chunks={"T": 1, "Z": 1}).squeeze()
+    assert data.attrs["pixels"] == "native"
+    np.testing.assert_array_equal(data[:2].values, planes[:2])
+    with pytest.raises(bfdask.CorruptFileError, match="plane 2 "):
+        data[2].values
+
+
+# -- defect 3: a truncated LIF whose layout has no native plan --------------------------------
+
+
+@requires_make_lif
+def test_truncated_lif_of_an_unmapped_layout_warns_and_never_returns_padding(tmp_path):
+    whole = tmp_path / "sweep.lif"
+    subprocess.run(
+        [
+            sys.executable,
+            str(MAKE_LIF),
+            str(whole),
+            "--series",
+            "1",
+            "--t",
+            "40",
+            "--z",
+            "1",
+            "--c",
+            "1",
+            "--y",
+            "256",
+            "--x",
+            "256",
+            "--quiet",
+        ],
+        check=True,
+    )
+    raw = whole.read_bytes()
+    # A wavelength sweep: LAS X's lambda dimension (DimID 5) where make_lif writes T (4).
+    sweep = raw.replace('DimID="4"'.encode("utf-16-le"), 'DimID="5"'.encode("utf-16-le"))
+    whole.write_bytes(sweep)
+    cut = tmp_path / "sweep cut.lif"
+    cut.write_bytes(sweep[: len(sweep) * 3 // 4])
+    original = bfdask.open(whole, chunks={"T": 1}).values
+    with pytest.warns(bfdask.TruncatedFileWarning, match=r"sweep cut\.lif.*series 0"):
+        data = bfdask.open(cut, chunks={"T": 1})
+    assert data.attrs["pixels"] == "bioformats"  # no plan for the lambda dimension
+    readable, failed = [], []
+    for t in range(data.sizes["T"]):
+        try:
+            plane = data.isel(T=t).values
+        except bfdask.CorruptFileError as exc:
+            assert "sweep cut.lif" in str(exc)
+            failed.append(t)
+            continue
+        np.testing.assert_array_equal(plane, original[t])  # every plane returned is right
+        readable.append(t)
+    assert readable and failed  # the first planes read; the rest raise (before: zeros)
+    assert max(readable) < min(failed)
+    still_reads_a_good_file()
