@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config, files, readers
+from . import config, files, mrc, readers
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 from .files import FileStamp
@@ -463,6 +463,12 @@ def _plan(spec: ImageSpec) -> _Plan:
         if cut is not None:
             plan.truncation.append(cut)
             plan.zero_planes_missing = True
+        if spec.format == mrc.MRC_FORMAT:
+            plane_bytes = spec.size_y * spec.size_x * spec.samples * spec.itemsize
+            count = spec.size_z * spec.size_c * spec.size_t
+            plan.missing = mrc.missing_planes(spec.path, plane_bytes, count)
+            if plan.missing.size:
+                plan.truncation.append(_truncation_note(spec, plan.missing))
     return plan
 
 

@@ -114,7 +114,8 @@ def test_mrc_cut_in_half_never_returns_another_planes_bytes(tmp_path):
     half = tmp_path / "half.map"
     half.write_bytes(raw[: len(raw) // 2])
     original = bfdask.open(source).values
-    data = bfdask.open(half, chunks={"Z": 1})
+    with pytest.warns(bfdask.TruncatedFileWarning, match=r"half\.map.*13 of 25 planes"):
+        data = bfdask.open(half, chunks={"Z": 1})  # the MRC header says where planes lie
     assert data.attrs["pixels"] == "bioformats"  # no native plan: Bio-Formats' own reader
     np.testing.assert_array_equal(data.isel(Z=5).values, original[:, :, 5])  # before the cut
     # Bio-Formats leaves its reused buffer as the last read left it: plane 24 came back as
@@ -126,6 +127,25 @@ def test_mrc_cut_in_half_never_returns_another_planes_bytes(tmp_path):
         data.isel(Z=12).values
     np.testing.assert_array_equal(data.isel(Z=slice(0, 12)).values, original[:, :, :12])
     still_reads_a_good_file()
+
+
+@requires_data
+def test_without_the_open_time_check_bioformats_unfilled_planes_still_raise(tmp_path):
+    """The check of Bio-Formats' buffer on its own, without the damage known at open: the
+    block reader raises on a plane Bio-Formats did not fill, after reading one it did."""
+    raw = (DATA / "mrc" / "EMD-3001.map").read_bytes()
+    half = tmp_path / "half.map"
+    half.write_bytes(raw[: len(raw) // 2])
+    spec = bfdask.read_spec(half)
+    kwargs = {"dtype": spec.dtype, "stamp": spec.stamp}
+    plane5 = bfdask.readers.read_block(
+        str(half), 0, 0, (0, 1), (0, 1), (5, 6), (0, 43), (0, 73), **kwargs
+    )
+    with pytest.raises(bfdask.CorruptFileError, match="plane 24 "):
+        bfdask.readers.read_block(
+            str(half), 0, 0, (0, 1), (0, 1), (24, 25), (0, 43), (0, 73), **kwargs
+        )
+    assert plane5.any()
 
 
 def test_a_plane_that_really_ends_in_the_marker_bytes_reads_exactly(tmp_path):

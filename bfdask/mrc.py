@@ -1,0 +1,46 @@
+"""Where the pixels of an MRC file (cryo-EM maps and stacks) lie: its 1024-byte header.
+
+An MRC file is a fixed header (``NX, NY, NZ, MODE`` as int32 at bytes 0-15, ``NSYMBT``, the
+extended header's length, at byte 92, the machine stamp at 212) followed by the extended header
+and then the planes, uncompressed, one after the other. Bio-Formats numbers the planes in that
+order, so the header alone says which planes a file cut short has lost. Nothing here touches
+Java.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+MRC_FORMAT = "Medical Research Council"
+HEADER_BYTES = 1024
+
+
+def data_offset(path: str) -> int | None:
+    """Byte offset of the first plane (1024 + the extended header), or None if the header is
+    not one this function can read."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(HEADER_BYTES)
+    except OSError:
+        return None
+    if len(header) < HEADER_BYTES:
+        return None
+    stamp = header[212]
+    order = ">" if stamp == 0x11 else "<"
+    (extended,) = struct.unpack_from(order + "i", header, 92)
+    if extended < 0:
+        return None
+    return HEADER_BYTES + extended
+
+
+def missing_planes(path: str, plane_bytes: int, count: int) -> np.ndarray:
+    """Plane indices (of ``count`` planes of ``plane_bytes`` each) that lie, wholly or in part,
+    past the end of the file."""
+    start = data_offset(path)
+    if start is None or plane_bytes <= 0:
+        return np.empty(0, np.int64)
+    whole = max(0, (os.path.getsize(path) - start) // plane_bytes)
+    return np.arange(min(whole, count), count, dtype=np.int64)
