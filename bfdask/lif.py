@@ -25,6 +25,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import safexml
+from .errors import CorruptFileError
 from .files import FileStamp
 
 LIF_MAGIC = 0x70
@@ -298,14 +300,20 @@ def layout(path: str, stamp: FileStamp | None) -> tuple[LifImage, ...]:
     Raises
     ------
     LifLayoutError
-        The file's structure is not one this module handles.
+        The file's structure is not one this module maps (images of unmapped layouts do not
+        raise: they come with :attr:`LifImage.unsupported` set).
+    CorruptFileError
+        The file's structure is damaged (its header, a memory block).
     """
     xml, after = read_header(path)
     try:
-        root = ET.fromstring(without_attachments(xml))
+        root = safexml.fromstring(without_attachments(xml))
     except ET.ParseError as exc:
-        raise LifLayoutError(f"{path}: LIF XML header does not parse: {exc}") from None
-    version = int(root.get("Version", "2"))
+        raise _damaged(path, f"its XML header does not parse ({exc})") from None
+    try:
+        version = int(root.get("Version", "2"))
+    except ValueError:
+        raise _damaged(path, "its XML header's Version is not a number") from None
     blocks = memory_blocks(path, after, version)
     out: list[LifImage] = []
     for name, element in _images(root):

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import readers
+from . import readers, safexml
 from .errors import SeriesIndexError
 from .files import FileStamp
 
@@ -336,7 +336,7 @@ class OmeXml:
     def __init__(self, xml: str) -> None:
         self.xml = xml
         try:
-            self.root: ET.Element | None = ET.fromstring(xml)
+            self.root: ET.Element | None = safexml.fromstring(xml)
         except ET.ParseError:
             self.root = None
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from . import safexml
 from .files import FileStamp
 
 
@@ -78,7 +79,7 @@ def _ome_planes(
 
     xml, source = _ome_xml(path)
     try:
-        root = ET.fromstring(xml)
+        root = safexml.fromstring(xml)
     except ET.ParseError as exc:
         raise TiffLayoutError(f"{path}: OME-XML does not parse: {exc}") from None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
