@@ -25,7 +25,11 @@ ENV_VARS = {
     "bfdask.reader.memo-dir": "BFDASK_MEMO_DIR",
     "bfdask.reader.memo-min-ms": "BFDASK_MEMO_MIN_MS",
     "bfdask.pixels": "BFDASK_PIXELS",
+    "bfdask.reader.allow-outside-files": "BFDASK_ALLOW_OUTSIDE_FILES",
 }
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off", "none")
 
 
 def get(key: str, keyword: Any = None) -> Any:
@@ -36,3 +40,26 @@ def get(key: str, keyword: Any = None) -> Any:
     if env is not None and env in os.environ:
         return os.environ[env]
     return dask.config.get(key, default=None)
+
+
+def flag(key: str, keyword: bool | None = None) -> bool:
+    """The yes/no setting ``key`` (as :func:`get`); strings such as ``"1"``/``"0"``,
+    ``"true"``/``"false"``, ``"yes"``/``"no"``, ``"on"``/``"off"`` are understood.
+
+    Raises
+    ------
+    ValueError
+        The value is none of those; the message names the setting and its variable.
+    """
+    value = get(key, keyword)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(
+        f"The setting {key!r} (env {ENV_VARS.get(key, '-')}) must be yes or no (1/0, "
+        f"true/false), not {value!r}."
+    )

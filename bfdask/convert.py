@@ -89,7 +89,8 @@ def to_ome_zarr(
         inside one read block.
     overwrite
         Replace ``store`` if it exists and is a zarr store (default: raise
-        :class:`OutputExistsError`). Any other existing path is never removed.
+        :class:`OutputExistsError`). Any other existing path is never removed, nor a store
+        that holds a file of the input (any file of its dataset), nor a symbolic link.
     progress
         Show a progress bar: ``distributed.progress`` when a distributed client is active,
         else ``dask.diagnostics.ProgressBar``.
@@ -104,8 +105,8 @@ def to_ome_zarr(
     Raises
     ------
     OutputExistsError
-        ``store`` exists and ``overwrite`` is False, or it is not a zarr store (a
-        ``FileExistsError``).
+        ``store`` exists and ``overwrite`` is False, or it is not a zarr store, holds an input
+        file or is a symbolic link (a ``FileExistsError``). Nothing was removed.
     ValueError
         A pyramid too deep for an image (a level would have no pixels), a bad ``tile`` or
         ``pyramid``, or an input that is not a bfdask image.
@@ -121,12 +122,13 @@ def to_ome_zarr(
     out = Path(store).absolute()
     images, ome_xml = _images(data_or_path, series, tile)
     levels = {image.group: _pyramid(image, pyramid, tile) for image in images}
-    if out.exists():
+    if os.path.lexists(out):  # a dangling symbolic link too
         if not overwrite:
             raise OutputExistsError(
                 f"{str(out)!r} exists; choose a new store or pass overwrite=True "
                 "(bfdask convert --overwrite)."
             )
+        _check_replaceable(out, _input_files(data_or_path))
         if not (out / ".zgroup").is_file() and not (out / "zarr.json").is_file():
             raise OutputExistsError(
                 f"{str(out)!r} exists and is not a zarr store; overwrite=True replaces only "
@@ -173,6 +175,68 @@ def to_ome_zarr(
     for image, window in zip(images, ranges):  # display windows from the data just written
         root[image.group].attrs.update(_attrs(image, len(levels[image.group]), window=window))
     return [image.group for image in images]
+
+
+# -- replacing a store ---------------------------------------------------------------------------
+
+
+def _check_replaceable(out: Path, inputs: list[str]) -> None:
+    """Refuse to remove ``out`` if it is a symbolic link or holds (or is) one of ``inputs``.
+
+    ``inputs`` and ``out`` are compared with symbolic links resolved, so an input reached
+    through a link into the store counts as inside it.
+
+    Raises
+    ------
+    OutputExistsError
+        What is wrong, and what to do instead.
+    """
+    if out.is_symlink():
+        raise OutputExistsError(
+            f"{str(out)!r} is a symbolic link (to {os.path.realpath(out)!r}); overwrite=True "
+            "never removes a store through a link. Pass the store's real path to replace it, "
+            "or remove the link yourself."
+        )
+    store = os.path.realpath(out)
+    for name in inputs:
+        real = os.path.realpath(name)
+        if os.path.commonpath([store, real]) == store:
+            raise OutputExistsError(
+                f"{str(out)!r} holds {name!r}, an input of this conversion; overwrite=True "
+                "would delete it. Write to another store, or move the input out of it first."
+            )
+
+
+def _input_files(data_or_path: Any) -> list[str]:
+    """Every file a conversion of ``data_or_path`` reads: all files of each dataset (Bio-Formats'
+    used files), found from a path or from the ``path`` attribute of arrays and tree nodes."""
+    import xarray as xr
+
+    if isinstance(data_or_path, xr.DataTree):
+        paths = [data_or_path.attrs.get("path")]
+        for node in data_or_path.subtree:
+            paths.append(node.attrs.get("path"))
+            if "image" in node.data_vars:
+                paths.append(node["image"].attrs.get("path"))
+    elif isinstance(data_or_path, xr.DataArray | xr.Dataset):
+        paths = [data_or_path.attrs.get("path")]
+    else:
+        paths = [os.fspath(data_or_path)]
+    files: list[str] = []
+    for path in dict.fromkeys(p for p in paths if isinstance(p, str) and p):
+        files += [path, *_dataset_files(path)]
+    return files
+
+
+def _dataset_files(path: str) -> list[str]:
+    """Bio-Formats' used files of the dataset ``path`` opens (empty if it cannot be opened)."""
+    from . import metadata, readers
+    from .errors import BfdaskError
+
+    try:
+        return metadata.used_files(readers.get_reader(readers.check_path(path)))
+    except (BfdaskError, OSError, ValueError):
+        return []
 
 
 # -- inputs -------------------------------------------------------------------------------------

@@ -49,6 +49,15 @@ class JavaMemoryError(BfdaskError, MemoryError):
     """The JVM ran out of heap; the message names the heap size and how to raise it."""
 
 
+class OutsideDatasetError(BfdaskError, PermissionError):
+    """A dataset names a file outside the opened file's folder: bfdask refuses to read it.
+
+    A ``PermissionError`` (an ``OSError``): the files may well exist and be readable, but reading
+    them is not allowed unless the user opts in (``BFDASK_ALLOW_OUTSIDE_FILES=1``, dask config
+    ``bfdask.reader.allow-outside-files``).
+    """
+
+
 class OutputExistsError(BfdaskError, FileExistsError):
     """The output (e.g. an OME-Zarr store) exists and overwriting was not asked for."""
 
@@ -83,11 +92,13 @@ __all__ = [
     "BfdaskError",
     "BfdaskFileNotFoundError",
     "CorruptFileError",
+    "CorruptFileWarning",
     "FileChangedError",
     "JVMError",
     "JavaMemoryError",
     "NativePixelsError",
     "OutputExistsError",
+    "OutsideDatasetError",
     "PaddedPositionsWarning",
     "PositionMismatchError",
     "SeriesIndexError",

@@ -261,3 +261,83 @@ def test_split_planes_keep_chunks_inside_blocks_and_whole_tiles(fake, tmp_path):
     source = bfdask.open(path).values
     np.testing.assert_array_equal(levels[0][:], source)
     np.testing.assert_array_equal(levels[2][:], mean_2x2(mean_2x2(source)))
+
+
+# -- issue #13, defect 9: --overwrite never deletes an input, nor through a link --------------
+
+
+def store_holding_its_input(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """``tmp_path/STORE``, an OME-Zarr store holding ``in.ome.tif`` (to be converted into it),
+    that file and its bytes."""
+    store = tmp_path / "STORE"
+    source = np.arange(2 * 6 * 5, dtype=np.uint16).reshape(2, 6, 5)
+    first = tmp_path / "first.ome.tif"
+    tifffile.imwrite(first, source, ome=True, metadata={"axes": "ZYX"})
+    bfdask.to_ome_zarr(first, store)
+    inside = store / "in.ome.tif"
+    tifffile.imwrite(inside, source, ome=True, metadata={"axes": "ZYX"})
+    return store, inside, inside.read_bytes()
+
+
+def test_cli_overwrite_never_deletes_the_input_it_converts(tmp_path, capsys):
+    store, path, content = store_holding_its_input(tmp_path)
+    assert main(["convert", str(path), str(store), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bfdask: error:") and repr(str(path)) in err
+    assert "would delete it" in err and "another store" in err
+    assert path.read_bytes() == content  # before: deleted, then "was deleted or moved"
+    assert (store / ".zgroup").is_file() and (store / "0").is_dir()  # the store is untouched
+
+
+@pytest.mark.parametrize("given", ["path", "link to the path", "DataArray", "DataTree"])
+def test_overwrite_never_deletes_an_input_in_the_store(tmp_path, given):
+    store, path, content = store_holding_its_input(tmp_path)
+    link = tmp_path / "link.ome.tif"
+    link.symlink_to(path)
+    source = {
+        "path": lambda: path,
+        "link to the path": lambda: link,
+        "DataArray": lambda: bfdask.open(path).isel(Z=slice(0, 1)),
+        "DataTree": lambda: bfdask.open_all(path),
+    }[given]()
+    with pytest.raises(bfdask.OutputExistsError, match="would delete it"):
+        bfdask.to_ome_zarr(source, store, overwrite=True)
+    assert path.read_bytes() == content
+    assert (store / ".zgroup").is_file()
+
+
+@requires_data
+def test_overwrite_never_deletes_any_file_of_a_multi_file_input(tmp_path):
+    # the companion file lies outside the store, one of the TIFFs it names inside it
+    companion = DATA / "ome-tiff" / "ometiffjl_companion"
+    folder = tmp_path / "dataset"
+    store = folder / "STORE"
+    folder.mkdir()
+    bfdask.to_ome_zarr(companion / "multifile.companion.ome", store)
+    for tif in companion.glob("*.ome.tiff"):
+        target = store if tif.name == "multifile-Z3.ome.tiff" else folder
+        (target / tif.name).write_bytes(tif.read_bytes())
+    xml = (companion / "multifile.companion.ome").read_text(encoding="utf-8")
+    xml = xml.replace('FileName="multifile-Z3', 'FileName="STORE/multifile-Z3')
+    (folder / "multifile.companion.ome").write_text(xml, encoding="utf-8")
+    with pytest.raises(bfdask.OutputExistsError, match=r"multifile-Z3\.ome\.tiff"):
+        bfdask.to_ome_zarr(folder / "multifile.companion.ome", store, overwrite=True)
+    assert (store / "multifile-Z3.ome.tiff").read_bytes() == (
+        companion / "multifile-Z3.ome.tiff"
+    ).read_bytes()
+
+
+def test_overwrite_refuses_a_store_that_is_a_symbolic_link(fake, tmp_path, capsys):
+    path = fake("linked", sizeX=8, sizeY=6, pixelType="uint8")
+    real = tmp_path / "real.zarr"
+    bfdask.to_ome_zarr(path, real)
+    link = tmp_path / "link.zarr"
+    link.symlink_to(real, target_is_directory=True)
+    before = sorted(p.relative_to(real) for p in real.rglob("*"))
+    assert main(["convert", path, str(link), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and repr(str(real)) in err  # before: a raw rmtree OSError
+    with pytest.raises(bfdask.OutputExistsError, match="symbolic link"):
+        bfdask.to_ome_zarr(path, link, overwrite=True)
+    assert link.is_symlink() and sorted(p.relative_to(real) for p in real.rglob("*")) == before
+    assert bfdask.to_ome_zarr(path, real, overwrite=True) == ["0"]  # the real path: replaced
