@@ -168,7 +168,7 @@ def open(
     """
     from .array import open_series
 
-    return open_series(path, series, resolution, chunks, dims, ome=ome, pixels_mode=pixels)
+    return open_series(path, series, resolution, chunks=chunks, dims=dims, ome=ome, pixels=pixels)
 
 
 def open_all(
@@ -205,9 +205,9 @@ def open_all(
     FileNotFoundError, UnsupportedFormatError, CorruptFileError, JavaMemoryError
         As for :func:`open`.
     """
-    from .tree import open_all as _open_all
+    from .tree import build_tree
 
-    return _open_all(path, chunks, dims, ome=ome, pixels=pixels)
+    return build_tree(path, dims=dims, chunks=chunks, ome=ome, pixels=pixels)
 
 
 def read_spec(

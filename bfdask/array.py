@@ -19,7 +19,8 @@ import numpy as np
 from dask.base import tokenize
 
 from . import chunks as chunks_mod
-from . import metadata, pixels, readers
+from . import metadata, readers
+from . import pixels as pixels_mod
 from .damage import Damage
 from .files import FileStamp
 from .metadata import ImageSpec
@@ -84,7 +85,7 @@ class BlockSource:
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
         if self.native is not None:
-            block = pixels.read_block(
+            block = pixels_mod.read_block(
                 self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
             )
         else:
@@ -136,12 +137,12 @@ def normalize_dims(dims: str, spec: ImageSpec) -> str:
 def block_source(
     spec: ImageSpec, dims: str = "TCZYX", choice: Choice | None = None
 ) -> BlockSource:
-    """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (validated).
+    """The :class:`BlockSource` of ``spec`` with axes in the order ``dims`` (as
+    :func:`normalize_dims` returns them).
 
     ``choice`` is the series' pixel source (:func:`bfdask.pixels.choose`): its verified
     native recipe, or Bio-Formats, and the damage found at open. None: Bio-Formats, no check.
     """
-    dims = normalize_dims(dims, spec)
     sizes = spec.sizes
     return BlockSource(
         path=spec.path,
@@ -165,11 +166,10 @@ def to_dask(
     chunks: Mapping[str, Any] | None = None,
     choice: Choice | None = None,
 ) -> da.Array:
-    """The lazy dask array of ``spec``, with axes in the order ``dims``.
+    """The lazy dask array of ``spec``, with axes in the order ``dims`` (normalized).
 
     ``choice`` as for :func:`block_source`.
     """
-    dims = normalize_dims(dims, spec)
     plan = chunks_mod.plan(spec, chunks)
     source = block_source(spec, dims, choice)
     source_kind = "bioformats" if source.native is None else source.native.kind
@@ -233,17 +233,6 @@ def attrs(spec: ImageSpec, ome_xml: str | None, choice: Choice | None = None) ->
     return out
 
 
-def to_xarray(
-    spec: ImageSpec,
-    dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
-    ome_xml: str | None = None,
-    choice: Choice | None = None,
-) -> Any:
-    """The labeled, lazy ``xarray.DataArray`` of ``spec`` (pixels as ``choice`` says)."""
-    return labeled(spec, dims, to_dask(spec, dims, chunks, choice), ome_xml, choice)
-
-
 def labeled(
     spec: ImageSpec,
     dims: str,
@@ -258,7 +247,6 @@ def labeled(
     """
     import xarray as xr
 
-    dims = normalize_dims(dims, spec)
     return xr.DataArray(
         data,
         dims=tuple(dims),
@@ -268,19 +256,72 @@ def labeled(
     )
 
 
+def open_spec(
+    spec: ImageSpec,
+    *,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+    ome_xml: str | None = None,
+    pixels: str | None = None,
+    choice: Choice | None = None,
+    lazy: bool = False,
+) -> Any:
+    """The labeled, lazy ``xarray.DataArray`` of one series whose metadata is already read.
+
+    The one place a series is opened: :func:`bfdask.open`, the xarray engine, the DataTree,
+    OME-Zarr conversion and :func:`bfdask.open_positions` all come here, each with the
+    ``ImageSpec`` it read once. Here the dims are validated and the pixel source is chosen
+    (a native plan verified against Bio-Formats on a few planes, which reads them both ways,
+    or Bio-Formats; :func:`bfdask.pixels.choose`).
+
+    Parameters
+    ----------
+    spec
+        The series.
+    dims, chunks
+        As for :func:`bfdask.open`.
+    ome_xml
+        The series' OME-XML for ``attrs["ome_xml"]`` (None: left out).
+    pixels
+        As for :func:`bfdask.open`; ignored when ``choice`` is given.
+    choice
+        A pixel source already chosen for ``spec`` (to build the array again, e.g. with
+        other chunks, without verifying again).
+    lazy
+        False: a dask array in bfdask's chunk plan. True: a lazily indexed array (no dask)
+        for the xarray engine, with the plan in ``encoding["preferred_chunks"]``.
+    """
+    dims = normalize_dims(dims, spec)
+    if choice is None:
+        choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
+    if not lazy:
+        return labeled(spec, dims, to_dask(spec, dims, chunks, choice), ome_xml, choice)
+    from xarray.core.indexing import LazilyIndexedArray
+
+    from .lazy import BioformatsBackendArray, preferred_chunks
+
+    source = block_source(spec, dims, choice)
+    array = labeled(
+        spec, dims, LazilyIndexedArray(BioformatsBackendArray(source)), ome_xml, choice
+    )
+    array.encoding["preferred_chunks"] = preferred_chunks(spec, dims)
+    return array
+
+
 def open_series(
     path: str | os.PathLike[str],
     series: int | str = 0,
     resolution: int = 0,
+    *,
     chunks: Mapping[str, Any] | None = None,
     dims: str = "TCZYX",
     ome: bool = True,
-    pixels_mode: str | None = None,
+    pixels: str | None = None,
+    lazy: bool = False,
 ) -> Any:
-    """Implementation of :func:`bfdask.open` (see there)."""
-    mode = pixels.resolve_mode(pixels_mode)  # a bad value fails before any Java work
+    """Implementation of :func:`bfdask.open` and the engine's ``open_dataset``: the series'
+    metadata read once, then :func:`open_spec`."""
+    mode = pixels_mod.resolve_mode(pixels)  # a bad value fails before any Java work
     spec = metadata.read_spec(path, series, resolution)
     ome_xml = metadata.series_ome_xml(spec.path, spec.series) if ome else None
-    dims = normalize_dims(dims, spec)
-    choice = pixels.choose(spec, mode)
-    return to_xarray(spec, dims, chunks, ome_xml, choice)
+    return open_spec(spec, dims=dims, chunks=chunks, ome_xml=ome_xml, pixels=mode, lazy=lazy)

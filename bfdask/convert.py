@@ -273,7 +273,7 @@ def _from_path(
     path: str | os.PathLike[str], series: Sequence[int | str] | None, tile: int
 ) -> tuple[list[_Image], str]:
     from . import metadata, pixels
-    from .array import to_xarray
+    from .array import open_spec
 
     specs = metadata.read_specs(path)
     if series is None:
@@ -287,10 +287,10 @@ def _from_path(
     for index in chosen:
         spec = specs[index]
         choice = pixels.choose(spec)  # the native path where verified, as bfdask.open does
-        array = to_xarray(spec, choice=choice)
+        array = open_spec(spec, choice=choice)
         aligned = _aligned_read_chunks(array.data, tile)
         if aligned:  # re-plan the reads so that zarr chunks never straddle two blocks
-            array = to_xarray(spec, chunks=aligned, choice=choice)
+            array = open_spec(spec, chunks=aligned, choice=choice)
         images.append(_from_dataarray(array, str(index), tile))
     document = metadata.OmeXml(metadata.file_ome_xml(path))
     return images, document.subset(chosen)

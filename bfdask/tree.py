@@ -11,16 +11,19 @@ or lazily indexed (the engine, chunked afterwards by xarray's ``chunks=`` from t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from . import metadata
+from .array import open_spec
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from .metadata import ImageSpec
-
 #: what replaces "/" in a series name to make a node name ("/" separates nodes in a tree path)
 SLASH = ":"
+#: name of the one data variable of each series' Dataset (engine and DataTree)
+VARIABLE = "image"
 
 
 def node_names(names: Sequence[str]) -> list[str]:
@@ -49,8 +52,6 @@ def node_names(names: Sequence[str]) -> list[str]:
 def series_dataset(array: xr.DataArray) -> xr.Dataset:
     """A series' DataArray as a Dataset with the variable ``image``; the Dataset's attrs are
     the image's, without the (long) OME-XML."""
-    from .backend import VARIABLE
-
     dataset = array.to_dataset(name=VARIABLE)
     dataset.attrs = {k: v for k, v in array.attrs.items() if k != "ome_xml"}
     return dataset
@@ -58,47 +59,33 @@ def series_dataset(array: xr.DataArray) -> xr.Dataset:
 
 def build_tree(
     path: str | os.PathLike[str],
-    dims: str,
-    ome: bool,
-    make_array: Callable[[ImageSpec, str, str | None], xr.DataArray],
+    *,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+    ome: bool = True,
+    pixels: str | None = None,
+    lazy: bool = False,
 ) -> xr.DataTree:
-    """The DataTree of every series of ``path``; ``make_array(spec, dims, ome_xml)`` gives the
-    DataArray of one series. Reads metadata only (one reader, one OME-XML dump)."""
+    """The DataTree of every series of ``path``, each opened by :func:`bfdask.array.open_spec`
+    (``lazy`` as there: dask for :func:`bfdask.open_all`, lazily indexed for the engine).
+
+    Metadata is read once (one reader, one OME-XML dump for every series); opening a series
+    also verifies its native plan on a few planes (:func:`bfdask.pixels.choose`).
+    """
     import xarray as xr
 
-    from . import metadata
+    from .pixels import resolve_mode
 
+    mode = resolve_mode(pixels)  # a bad value fails before any Java work
     specs = metadata.read_specs(path)
     document = metadata.OmeXml(metadata.file_ome_xml(path)) if ome else None
     children = {}
-    for spec, name in zip(specs, node_names([s.series_name for s in specs])):
+    for spec, name in zip(specs, node_names([s.series_name for s in specs]), strict=True):
         ome_xml = document.subset([spec.series]) if document is not None else None
-        children[name] = xr.DataTree(series_dataset(make_array(spec, dims, ome_xml)))
+        array = open_spec(spec, dims=dims, chunks=chunks, ome_xml=ome_xml, pixels=mode, lazy=lazy)
+        children[name] = xr.DataTree(series_dataset(array))
     first = specs[0]
     root = xr.Dataset(
         attrs={"path": first.path, "format": first.format, "series_count": len(specs)}
     )
     return xr.DataTree(root, children=children, name=os.path.basename(first.path))
-
-
-def open_all(
-    path: str | os.PathLike[str],
-    chunks: Mapping[str, Any] | None = None,
-    dims: str = "TCZYX",
-    *,
-    ome: bool = True,
-    pixels: str | None = None,
-) -> xr.DataTree:
-    """Implementation of :func:`bfdask.open_all` (see there)."""
-    from . import pixels as pixels_mod
-    from .array import to_xarray
-
-    pixels_mod.resolve_mode(pixels)  # a bad value fails before any Java work
-    return build_tree(
-        path,
-        dims,
-        ome,
-        lambda spec, dims, ome_xml: to_xarray(
-            spec, dims, chunks, ome_xml, pixels_mod.choose(spec, pixels)
-        ),
-    )

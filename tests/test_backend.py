@@ -15,7 +15,8 @@ from shared_data import DATA, MAKE_LIF, requires_data, requires_make_lif
 
 import bfdask
 from bfdask import readers
-from bfdask.backend import BioformatsBackendArray, BioformatsBackendEntrypoint
+from bfdask.backend import BioformatsBackendEntrypoint
+from bfdask.lazy import BioformatsBackendArray
 from bfdask.tree import node_names
 
 LIF = DATA / "lif" / "PR2729_frameOrderCombinedScanTypes.lif"  # 4 series, all "TileScan_001"
