@@ -4,7 +4,7 @@ Each dask task holds a reference to one tiny :class:`BlockSource` (path, series,
 dtype, dims: no Java object, no OME metadata) and the slices of its block; on the worker it
 calls :func:`bfdask.readers.read_block`, which starts or reuses that process's JVM and reader,
 or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the bytes with
-:func:`bfdask.pixels.read_block` and never touches Java.
+:func:`bfdask.native.read_block` and never touches Java.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from dask.base import tokenize
 
 from . import chunks as chunks_mod
 from . import metadata, readers
+from . import native as native_mod
 from . import pixels as pixels_mod
 from .damage import Damage
 from .files import FileStamp
 from .metadata import ImageSpec
-from .pixels import Choice, NativeRecipe
+from .native import NativeRecipe
+from .pixels import Choice
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class BlockSource:
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
         if self.native is not None:
-            block = pixels_mod.read_block(
+            block = native_mod.read_block(
                 self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
             )
         else:

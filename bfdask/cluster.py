@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import jvm, readers
+from . import handles, jvm, readers
 
 if TYPE_CHECKING:
     from distributed import Worker
@@ -114,7 +114,7 @@ class JVMPlugin(WorkerPlugin):
         """Close the worker's Bio-Formats readers and restore its environment (the JVM stays)."""
         if jvm.is_running():
             jvm.ensure()  # attach this thread: closing a reader is a Java call
-            readers.close_all()
+        handles.close_all()  # Java readers and every other open file handle
         for variable, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(variable, None)
@@ -129,8 +129,7 @@ def worker_jvm_info() -> dict[str, object]:
     For ``client.run(bfdask.cluster.worker_jvm_info)``: whether the JVM runs, its heap
     (bytes), how many Bio-Formats readers are open (all threads), ``BFDASK_MAX_HEAP``, the pid.
     """
-    with readers._all_lock:
-        open_readers = sum(len(cache.readers) for cache in readers._all_caches)
+    open_readers = handles.count(readers.KIND, all_threads=True)
     return {
         "running": jvm.is_running(),
         "max_heap": jvm.max_heap(),

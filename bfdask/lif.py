@@ -19,15 +19,25 @@ verifies it before use.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from . import safexml
-from .errors import CorruptFileError
+from .errors import CorruptFileError, NativePixelsError
 from .files import FileStamp
+from .native import NativeRecipe, Plane, plane_error, read_rows, read_runs
+from .order import plane_position
+
+if TYPE_CHECKING:
+    from .metadata import ImageSpec
 
 LIF_MAGIC = 0x70
 LIF_MEM = 0x2A
@@ -319,3 +329,124 @@ def layout(path: str, stamp: FileStamp | None) -> tuple[LifImage, ...]:
     for name, element in _images(root):
         out.extend(_layout(path, name, element, blocks))
     return tuple(out)
+
+
+# -- the native reader (bfdask.native.NativeFormat) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class LifPlanes:
+    """Where the planes of one series lie: plane (z, c, t) starts at ``offset + c_offsets[c]
+    + z * z_stride + t * t_stride``; its rows are ``row_stride`` bytes apart."""
+
+    offset: int
+    row_stride: int
+    z_stride: int
+    t_stride: int
+    c_offsets: tuple[int, ...]
+
+
+def plan(spec: ImageSpec) -> NativeRecipe:
+    """The native recipe of a LIF series (see :meth:`bfdask.native.NativeFormat.plan`)."""
+    try:
+        images = layout(spec.path, spec.stamp)
+    except LifLayoutError as exc:
+        raise NativePixelsError(f"LifLayoutError: {exc}") from None
+    if len(images) != spec.series_count:
+        raise NativePixelsError(
+            f"the LIF header lists {len(images)} images with data, "
+            f"Bio-Formats {spec.series_count} series"
+        )
+    image = images[spec.series]
+    if image.unsupported:
+        raise NativePixelsError(image.unsupported)
+    itemsize = spec.itemsize
+    if image.rgb or spec.samples != 1:
+        raise NativePixelsError("RGB LIF images are left to Bio-Formats")
+    found = (image.size_z, image.size_c, image.size_t, image.size_y, image.size_x)
+    wanted = (spec.size_z, spec.size_c, spec.size_t, spec.size_y, spec.size_x)
+    if found != wanted:
+        raise NativePixelsError(f"LIF sizes ZCTYX {found} differ from Bio-Formats' {wanted}")
+    if image.x_stride != itemsize or image.row_stride != image.size_x * itemsize:
+        raise NativePixelsError("LIF planes are not contiguous rows of pixels")
+    if any(b > 8 * itemsize for b in image.bits):
+        raise NativePixelsError(f"LIF channel bit depths {image.bits} exceed {spec.dtype}")
+    if min(image.c_offsets) < 0 or image.z_stride < 0 or image.t_stride < 0:
+        raise NativePixelsError("negative LIF byte increments")
+    last = (
+        max(image.c_offsets)
+        + (image.size_z - 1) * image.z_stride
+        + (image.size_t - 1) * image.t_stride
+        + image.size_y * image.row_stride
+    )
+    if last > image.nbytes:
+        raise NativePixelsError(
+            f"LIF planes would span {last} bytes, the memory block holds {image.nbytes}"
+        )
+    planes = LifPlanes(
+        image.offset, image.row_stride, image.z_stride, image.t_stride, image.c_offsets
+    )
+    return NativeRecipe.of(spec, "lif", "lif", planes)
+
+
+def describe(recipe: NativeRecipe) -> str:
+    """How the plan maps planes."""
+    return "byte offsets from the LIF header"
+
+
+def _planes(recipe: NativeRecipe) -> LifPlanes:
+    planes = recipe.layout
+    assert isinstance(planes, LifPlanes)
+    return planes
+
+
+def _offset(recipe: NativeRecipe, index: Any) -> Any:
+    """Byte offset of plane ``index`` (an int or an array of them)."""
+    planes = _planes(recipe)
+    z, c, t = plane_position(recipe.order, recipe.sizes, index)
+    c_offsets = np.asarray(planes.c_offsets, np.int64)
+    return planes.offset + c_offsets[c] + z * planes.z_stride + t * planes.t_stride
+
+
+def missing_planes(recipe: NativeRecipe) -> np.ndarray:
+    """Plane indices whose bytes lie (partly) past the end of the file."""
+    ends = (
+        _offset(recipe, np.arange(recipe.count, dtype=np.int64))
+        + (recipe.size_y - 1) * _planes(recipe).row_stride
+        + recipe.row_bytes
+    )
+    return np.flatnonzero(ends > os.path.getsize(recipe.path))
+
+
+def rows_in_file(recipe: NativeRecipe, index: int) -> int:
+    """How many whole rows of plane ``index`` the (truncated) file still holds."""
+    stride = _planes(recipe).row_stride or recipe.row_bytes
+    left = os.path.getsize(recipe.path) - int(_offset(recipe, index))
+    return max(0, min(recipe.size_y, left // stride))
+
+
+def read_planes(
+    recipe: NativeRecipe,
+    out: np.ndarray,
+    planes: Sequence[Plane],
+    y: tuple[int, int],
+    x: tuple[int, int],
+) -> None:
+    """Read ``planes`` with ``preadv`` straight into ``out``: whole planes that follow each
+    other in the file in one call, the others (or tiles) row by row."""
+    located = sorted((int(_offset(recipe, index)), at) for index, at in planes)
+    row_bytes = recipe.row_bytes
+    fd = os.open(recipe.path, os.O_RDONLY)
+    try:
+        if y == (0, recipe.size_y) and x == (0, recipe.size_x):
+            located = read_runs(fd, out, located, recipe.size_y * row_bytes)
+        for offset, at in located:  # partial planes, or what a run could not read
+            try:
+                read_rows(fd, out[at], offset, row_bytes, recipe.size_x, y, x)
+            except OSError as exc:  # EOFError included: the file ends before the plane
+                index = next(i for i, where in planes if where == at)
+                raise plane_error(recipe, index, recipe.path, str(exc)) from None
+    finally:
+        os.close(fd)
+    if recipe.swap:
+        out.byteswap(inplace=True)

@@ -274,21 +274,70 @@ def resolution_count(reader: readers.Reader, series: int) -> int:
     return int(reader.call("getResolutionCount", "()I"))
 
 
+def series_labels(names: Sequence[str]) -> list[str]:
+    """One label per series that names it and no other: the one rule for repeated names.
+
+    A name that only one series has is its label. Series that share a name (Leica files
+    often call every series ``TileScan_001``) are numbered in file order: ``"TileScan_001
+    (1)"``, ``"TileScan_001 (2)"``...; should that collide with another series' own name, the
+    index is used: ``"TileScan_001 (series 7)"``. Every label opens its series
+    (``bfdask.open(path, series=label)``); a repeated bare name is refused as ambiguous.
+    """
+    count: dict[str, int] = {}
+    for name in names:
+        count[name] = count.get(name, 0) + 1
+    taken = {name for name in names if count[name] == 1}
+    seen: dict[str, int] = {}
+    out = []
+    for index, name in enumerate(names):
+        if count[name] == 1:
+            out.append(name)
+            continue
+        seen[name] = seen.get(name, 0) + 1
+        label = f"{name} ({seen[name]})"
+        if label in taken:
+            label = f"{name} (series {index})"
+        taken.add(label)
+        out.append(label)
+    return out
+
+
+def series_names(reader: readers.Reader) -> list[str]:
+    """Every series' name as :class:`ImageSpec` gives it (``"Series <i>"`` when unnamed)."""
+    store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+    names = []
+    for i in range(reader.series_count):
+        name = _store_get(store, "getImageName", "(I)Ljava/lang/String;", i)
+        names.append(str(name) if name else f"Series {i}")
+    return names
+
+
 def resolve_series(reader: readers.Reader, series: int | str) -> int:
-    """An index for ``series`` given as an index or as a series name."""
+    """An index for ``series``: an index (negative from the end), a series name that only one
+    series has, or a label of :func:`series_labels` (also as a DataTree node name, ``/`` as
+    ``:``).
+
+    Raises
+    ------
+    SeriesIndexError
+        No such series, or a name several series share (the message lists their labels).
+    """
     if isinstance(series, str):
-        store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
-        names = [
-            _store_get(store, "getImageName", "(I)Ljava/lang/String;", i)
-            for i in range(reader.series_count)
-        ]
-        matches = [i for i, name in enumerate(names) if name == series]
-        if not matches:
+        names = series_names(reader)
+        labels = series_labels(names)
+        for candidates in (labels, [label.replace("/", ":") for label in labels]):
+            if series in candidates:
+                return candidates.index(series)
+        shared = [label for name, label in zip(names, labels, strict=True) if name == series]
+        if shared:
             raise SeriesIndexError(
-                f"{reader.path!r} has no series named {series!r}; its {len(names)} series are "
-                f"named {names[:20]}{' ...' if len(names) > 20 else ''}."
+                f"{len(shared)} series of {reader.path!r} are named {series!r}; say which: "
+                f"{shared[:20]}{' ...' if len(shared) > 20 else ''} (or an index)."
             )
-        return matches[0]
+        raise SeriesIndexError(
+            f"{reader.path!r} has no series named {series!r}; its {len(names)} series are "
+            f"{labels[:20]}{' ...' if len(labels) > 20 else ''}."
+        )
     if not isinstance(series, int) or isinstance(series, bool):
         raise TypeError(f"series must be an int index or a str name, not {type(series).__name__}")
     count = reader.series_count

@@ -16,19 +16,22 @@ by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
-import weakref
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import safexml
+from . import handles, safexml
+from .errors import NativePixelsError
 from .files import FileStamp
+from .native import NativeRecipe, Plane, plane_error, read_rows
+
+if TYPE_CHECKING:
+    from .metadata import ImageSpec
 
 
 class TiffLayoutError(ValueError):
@@ -245,49 +248,19 @@ def page_table(
 # -- decoding pages through tifffile (compressed or scattered) ------------------------------
 
 
-class _Handles:
-    """One thread's open ``tifffile.TiffFile`` objects; closed when the thread ends."""
-
-    def __init__(self) -> None:
-        self.files: dict[tuple[str, FileStamp | None], Any] = {}
-
-    def close(self) -> None:
-        while self.files:
-            self.files.pop(next(iter(self.files))).close()
-
-    def __del__(self) -> None:  # the thread's local storage is dropped: close its files
-        self.close()
-
-
-_local = threading.local()
-_all_handles: weakref.WeakSet[_Handles] = weakref.WeakSet()
-
-
-@atexit.register
-def close_all() -> None:
-    """Close every TiffFile this process holds open (at exit, or to free the files)."""
-    for handles in list(_all_handles):
-        handles.close()
-
-
 def _tifffile(path: str, stamp: FileStamp | None) -> Any:
-    """The calling thread's open ``tifffile.TiffFile`` of ``path``.
+    """The calling thread's open ``tifffile.TiffFile`` of ``path``, from the process's one
+    handle cache (:mod:`bfdask.handles`).
 
     One per thread, as Bio-Formats readers are: a shared handle would interleave the seeks
     and reads of two threads (tifffile locks nothing by default).
     """
     import tifffile
 
-    handles: _Handles | None = getattr(_local, "handles", None)
-    if handles is None:
-        handles = _local.handles = _Handles()
-        _all_handles.add(handles)
-    key = (path, stamp)
-    tif = handles.files.get(key)
+    key = ("tiff", path, stamp)
+    tif = handles.get(key)
     if tif is None:
-        if len(handles.files) >= 16:
-            handles.files.pop(next(iter(handles.files))).close()
-        tif = handles.files[key] = tifffile.TiffFile(path)
+        tif = handles.put(key, tifffile.TiffFile(path))
     return tif
 
 
@@ -299,3 +272,97 @@ def decode_page(path: str, stamp: FileStamp | None, page: int) -> np.ndarray:
     if tiff_page.samplesperpixel > 1 and tiff_page.planarconfig == 2:
         data = np.moveaxis(data, 0, -1)
     return data
+
+
+# -- the native reader (bfdask.native.NativeFormat) ------------------------------------------
+
+
+def table_of(recipe: NativeRecipe) -> PageTable:
+    """The page table of ``recipe``'s series (rebuilt once per process, then cached)."""
+    return page_table(
+        recipe.path,
+        recipe.stamp,
+        recipe.series,
+        recipe.kind == "ome-tiff",
+        recipe.order,
+        (recipe.size_z, recipe.size_c, recipe.size_t),
+        recipe.samples,
+        recipe.dtype,
+        (recipe.size_y, recipe.size_x),
+    )
+
+
+def plan(spec: ImageSpec) -> NativeRecipe:
+    """The native recipe of a TIFF-family series (see :meth:`bfdask.native.NativeFormat.plan`).
+
+    The page table itself is not part of the recipe: each process rebuilds it from these
+    fields once (:func:`page_table`), so tasks carry a few numbers.
+    """
+    kind = "ome-tiff" if spec.format == "OME-TIFF" else "tiff"
+    recipe = NativeRecipe.of(spec, "tiff", kind)
+    try:
+        table = table_of(recipe)
+    except TiffLayoutError as exc:  # a layout not mapped: Bio-Formats reads it
+        raise NativePixelsError(f"TiffLayoutError: {exc}") from None
+    if table.big_endian == spec.little_endian and spec.itemsize > 1:
+        raise NativePixelsError("the TIFF's byte order differs from Bio-Formats'")
+    return recipe
+
+
+def describe(recipe: NativeRecipe) -> str:
+    """How the plan maps planes."""
+    return "OME-TIFF TiffData pages" if recipe.kind == "ome-tiff" else "TIFF pages in IFD order"
+
+
+def missing_planes(recipe: NativeRecipe) -> np.ndarray:
+    """Plane indices whose strips or tiles (compressed or not) end past the end of their file
+    (truncated, or offsets damaged)."""
+    table = table_of(recipe)
+    sizes = np.array([os.path.getsize(name) for name in table.files], np.int64)
+    return np.flatnonzero(table.end > sizes[table.file])
+
+
+def rows_in_file(recipe: NativeRecipe, index: int) -> int:
+    """How many whole rows of plane ``index`` the (truncated) file still holds (0 for a page
+    that is not one contiguous run of raw rows)."""
+    table = table_of(recipe)
+    start = int(table.offset[index])
+    if start < 0:
+        return 0
+    left = os.path.getsize(table.files[table.file[index]]) - start
+    return max(0, min(recipe.size_y, left // recipe.row_bytes))
+
+
+def read_planes(
+    recipe: NativeRecipe,
+    out: np.ndarray,
+    planes: Sequence[Plane],
+    y: tuple[int, int],
+    x: tuple[int, int],
+) -> None:
+    """Read ``planes``: uncompressed contiguous pages with ``preadv`` straight into ``out``,
+    the others decoded by tifffile; in (file, offset) order."""
+    table = table_of(recipe)
+    jobs = sorted((int(table.file[i]), int(table.offset[i]), i, at) for i, at in planes)
+    fds: dict[int, int] = {}
+    try:
+        for file, offset, index, at in jobs:
+            name = table.files[file]
+            try:
+                if offset >= 0:
+                    fd = fds.get(file)
+                    if fd is None:
+                        fd = fds[file] = os.open(name, os.O_RDONLY)
+                    read_rows(fd, out[at], offset, recipe.row_bytes, recipe.size_x, y, x)
+                    if recipe.swap:
+                        out[at].byteswap(inplace=True)
+                    continue
+                stamp = recipe.stamp if name == recipe.path else None
+                plane = decode_page(name, stamp, int(table.page[index]))
+            except Exception as exc:  # a codec's error, a short file, a bad IFD
+                problem = f"IFD {int(table.page[index])}: {type(exc).__name__}: {exc}"
+                raise plane_error(recipe, index, name, problem) from None
+            out[at] = plane[y[0] : y[1], x[0] : x[1]]  # values: any byte order converts
+    finally:
+        for fd in fds.values():
+            os.close(fd)

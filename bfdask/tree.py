@@ -29,23 +29,19 @@ VARIABLE = "image"
 def node_names(names: Sequence[str]) -> list[str]:
     """Valid, unique DataTree node names for series ``names`` (in the same order).
 
-    ``/`` separates nodes in a DataTree path, so it becomes ``:`` (Leica Mark-and-Find series
-    ``"Block 1/Pos001_S001"`` becomes node ``"Block 1:Pos001_S001"``); an empty name, ``.`` and
-    ``..`` become ``"Series <index>"``; a name seen before gets `` (2)``, `` (3)``... Each node
-    keeps the original name in ``attrs["series_name"]``.
+    The series' labels (:func:`bfdask.metadata.series_labels`: repeated names numbered
+    ``" (1)"``, ``" (2)"``...) with ``/``, which separates nodes in a DataTree path, as ``:``
+    (Leica Mark-and-Find series ``"Block 1/Pos001_S001"`` becomes node
+    ``"Block 1:Pos001_S001"``); ``""``, ``.`` and ``..`` become ``"Series <index>"``. Each node
+    keeps the original name in ``attrs["series_name"]``, and ``bfdask.open(path,
+    series=node_name)`` opens it.
     """
     out: list[str] = []
-    taken: set[str] = set()
-    for index, name in enumerate(names):
-        base = str(name).replace("/", SLASH).strip()
-        if base in ("", ".", ".."):
-            base = f"Series {index}"
-        candidate, n = base, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{base} ({n})"
-        taken.add(candidate)
-        out.append(candidate)
+    for index, label in enumerate(metadata.series_labels(names)):
+        name = label.replace("/", SLASH).strip()
+        if name in ("", ".", "..") or name in out:  # ("a/b" and "a:b" would collide)
+            name = f"Series {index}"
+        out.append(name)
     return out
 
 

@@ -127,11 +127,11 @@ def test_node_names_are_valid_and_unique():
     names = ["Block 1/Pos001_S001", "A", "A", "", "..", "A (2)", "A", "x/y/z"]
     assert node_names(names) == [
         "Block 1:Pos001_S001",
-        "A",
-        "A (2)",
+        "A (1)",
+        "A (series 2)",  # "A (2)" is another series' own name
         "Series 3",
         "Series 4",
-        "A (2) (2)",
+        "A (2)",
         "A (3)",
         "x:y:z",
     ]
@@ -153,7 +153,7 @@ def test_open_datatree_one_node_per_series(path):
         xr.testing.assert_identical(image.drop_encoding(), expected.rename("image"))
     if path == LIF:  # four series all named TileScan_001
         assert list(tree.children) == [
-            "TileScan_001",
+            "TileScan_001 (1)",
             "TileScan_001 (2)",
             "TileScan_001 (3)",
             "TileScan_001 (4)",

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import tifffile
-from shared_data import DATA
+from shared_data import DATA, requires_data
 
 import bfdask
 from bfdask.errors import BfdaskFileNotFoundError
@@ -136,14 +136,14 @@ def test_damaged_plane_names_file_and_plane(tmp_path, good):
     source = np.random.default_rng(2).integers(0, 200, (6, 1, 1, 64, 64), dtype="uint8")
     tifffile.imwrite(path, source, ome=True, compression="zlib", metadata={"axes": "TCZYX"})
     with tifffile.TiffFile(path) as tif:
-        offset, count = tif.pages[3].dataoffsets[0], tif.pages[3].databytecounts[0]
-    with open(path, "r+b") as f:  # wipe the compressed strip of plane 3
+        offset, count = tif.pages[5].dataoffsets[0], tif.pages[5].databytecounts[0]
+    with open(path, "r+b") as f:  # wipe the compressed strip of plane 5
         f.seek(offset)
         f.write(b"\0" * count)
-    with pytest.warns(bfdask.CorruptFileWarning, match="plane 3 is damaged"):
-        data = bfdask.open(path)  # plane 3 is one of those compared at open
+    with pytest.warns(bfdask.CorruptFileWarning, match="plane 5 is damaged"):
+        data = bfdask.open(path)  # the last plane is always compared at open
     with pytest.raises(
-        bfdask.CorruptFileError, match=r"plane 3 of series 0 of .*damaged\.ome\.tif"
+        bfdask.CorruptFileError, match=r"plane 5 of series 0 of .*damaged\.ome\.tif"
     ):
         data.values
     assert isinstance(bfdask.CorruptFileError("x"), OSError)
@@ -225,3 +225,15 @@ def test_every_error_crosses_process_boundaries_intact():
             back = loads(dumps(exc))
         assert type(back) is kind
         assert str(back) == f"{name} for 'x.lif'"
+
+
+@requires_data
+def test_a_name_several_series_share_is_ambiguous_and_every_label_opens_its_series():
+    path = DATA / "lif" / "PR2729_frameOrderCombinedScanTypes.lif"  # 4 series "TileScan_001"
+    with pytest.raises(bfdask.SeriesIndexError, match=r"4 series .* named 'TileScan_001'") as e:
+        bfdask.open(path, series="TileScan_001", ome=False)
+    assert "TileScan_001 (3)" in str(e.value)
+    tree = bfdask.open_all(path, ome=False)
+    assert list(tree.children) == [f"TileScan_001 ({k})" for k in (1, 2, 3, 4)]
+    for index, label in enumerate(tree.children):
+        assert bfdask.open(path, series=label, ome=False).attrs["series"] == index

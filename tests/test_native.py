@@ -27,7 +27,7 @@ import tifffile
 from shared_data import SHARED
 
 import bfdask
-from bfdask import pixels
+from bfdask import native, pixels
 
 DATA = SHARED / "data"
 MAKE_LIF = SHARED / "tools" / "make_lif.py"
@@ -214,7 +214,7 @@ def test_damaged_compressed_plane_names_file_series_and_plane(tmp_path: Path) ->
     path = tmp_path / "damaged.ome.tif"
     source = np.random.default_rng(2).integers(0, 200, (8, 1, 1, 64, 64), dtype="uint8")
     tifffile.imwrite(path, source, ome=True, compression="zlib", metadata={"axes": "TCZYX"})
-    verified = pixels.verify_planes(pixels.build_recipe(bfdask.read_spec(str(path))))
+    verified = pixels.verify_planes(native.plan(bfdask.read_spec(str(path))))
     bad = next(k for k in range(8) if k not in verified)  # damage a plane not compared at open
     with tifffile.TiffFile(path) as tif:
         offset, count = tif.pages[bad].dataoffsets[0], tif.pages[bad].databytecounts[0]
@@ -234,9 +234,11 @@ def test_damaged_compressed_plane_names_file_series_and_plane(tmp_path: Path) ->
 def test_wrong_plan_fails_verification(tmp_path: Path) -> None:
     path = write_lif(tmp_path / "v.lif", t=3, z=2, c=2)
     spec = bfdask.read_spec(path)
-    recipe = pixels.build_recipe(spec)
+    recipe = native.plan(spec)
     assert pixels.verify(spec, recipe).mismatch is None
-    shifted = dataclasses.replace(recipe, z_stride=recipe.t_stride, t_stride=recipe.z_stride)
+    planes = recipe.layout
+    swapped = dataclasses.replace(planes, z_stride=planes.t_stride, t_stride=planes.z_stride)
+    shifted = dataclasses.replace(recipe, layout=swapped)
     reason = pixels.verify(spec, shifted).mismatch
     assert reason is not None and "differs from Bio-Formats'" in reason
     planes = pixels.verify_planes(recipe)

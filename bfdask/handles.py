@@ -1,0 +1,128 @@
+"""The one cache of open file handles: per thread, least recently used closed first.
+
+Bio-Formats readers are not thread-safe, and neither is a ``tifffile.TiffFile`` (it seeks and
+reads without a lock), but both release the GIL while reading, so each thread keeps its own
+handles and threads read in parallel without locks (a per-file lock would throw that away).
+Every kind of handle -- a Java reader, a TiffFile -- lives in this one cache, keyed by
+``(kind, path, ...)``, bounded by one setting, ``bfdask.reader.cache-size`` (env
+``BFDASK_READER_CACHE_SIZE``) per thread, and closed by one :func:`close_all` (interpreter
+exit, a worker plugin's teardown). A thread's handles are closed when the thread ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Protocol, TypeVar
+
+from . import config
+
+
+class Handle(Protocol):
+    """Anything with a ``close()``."""
+
+    def close(self) -> None: ...
+
+
+H = TypeVar("H", bound=Handle)
+
+
+class _ThreadHandles:
+    """One thread's open handles, most recently used last."""
+
+    def __init__(self) -> None:
+        self.handles: OrderedDict[Hashable, Handle] = OrderedDict()
+
+    def close_all(self, kind: str | None = None) -> None:
+        for key in [k for k in self.handles if kind is None or _kind(k) == kind]:
+            self.handles.pop(key).close()
+
+    def __del__(self) -> None:  # the thread's local storage is dropped: close its handles
+        try:
+            self.close_all()
+        except Exception:  # at interpreter exit or in a dead thread: best effort
+            pass
+
+
+_local = threading.local()
+_all: weakref.WeakSet[_ThreadHandles] = weakref.WeakSet()
+_all_lock = threading.Lock()
+
+
+def _kind(key: Hashable) -> object:
+    return key[0] if isinstance(key, tuple) and key else None
+
+
+def _thread() -> _ThreadHandles:
+    mine: _ThreadHandles | None = getattr(_local, "handles", None)
+    if mine is None:
+        mine = _local.handles = _ThreadHandles()
+        with _all_lock:
+            _all.add(mine)
+    return mine
+
+
+def limit() -> int:
+    """Handles kept open per thread (``bfdask.reader.cache-size``, at least 1)."""
+    return max(1, int(config.get("bfdask.reader.cache-size") or 16))
+
+
+def get(key: Hashable, valid: Callable[[H], bool] | None = None) -> H | None:
+    """The calling thread's handle for ``key`` (marked most recently used), or None.
+
+    A handle for which ``valid(handle)`` is false (closed meanwhile, its file changed) is
+    closed, dropped and None returned.
+    """
+    mine = _thread()
+    handle = mine.handles.get(key)
+    if handle is None:
+        return None
+    if valid is not None and not valid(handle):  # type: ignore[arg-type]
+        del mine.handles[key]
+        handle.close()
+        return None
+    mine.handles.move_to_end(key)
+    return handle  # type: ignore[return-value]
+
+
+def put(key: Hashable, handle: H) -> H:
+    """Keep ``handle`` under ``key`` for the calling thread; close the least recently used
+    handles beyond :func:`limit`."""
+    mine = _thread()
+    mine.handles[key] = handle
+    bound = limit()
+    while len(mine.handles) > bound:
+        _, evicted = mine.handles.popitem(last=False)
+        evicted.close()
+    return handle
+
+
+def close_thread(kind: str | None = None) -> None:
+    """Close the calling thread's handles (of ``kind`` only, if given)."""
+    mine: _ThreadHandles | None = getattr(_local, "handles", None)
+    if mine is not None:
+        mine.close_all(kind)
+
+
+def close_all(kind: str | None = None) -> None:
+    """Close every handle this process holds, in every thread (of ``kind`` only, if given).
+
+    Call it only while no task is reading: a handle closed under another thread's read fails.
+    """
+    with _all_lock:
+        every = list(_all)
+    for handles in every:
+        handles.close_all(kind)
+
+
+def count(kind: str | None = None, *, all_threads: bool = False) -> int:
+    """How many handles (of ``kind``) the calling thread -- or every thread -- holds open."""
+    if all_threads:
+        with _all_lock:
+            every = list(_all)
+    else:
+        mine = getattr(_local, "handles", None)
+        every = [] if mine is None else [mine]
+    return sum(1 for h in every for k in list(h.handles) if kind is None or _kind(k) == kind)
