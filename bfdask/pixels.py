@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config, mrc, native, readers
+from . import config, czi, mrc, native, readers
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 from .metadata import ImageSpec
@@ -239,17 +239,28 @@ def _plan(spec: ImageSpec) -> _Plan:
             plan.damage += verdict.notes
             plan.missing = np.union1d(plan.missing, verdict.damaged).astype(np.int64)
     if plan.recipe is None:
-        cut = _lif_cut(spec)
-        if cut is not None:
-            plan.truncation.append(cut)
-            plan.zero_planes_missing = True
-        if spec.format == mrc.MRC_FORMAT:
-            plane_bytes = spec.size_y * spec.size_x * spec.samples * spec.itemsize
-            count = spec.size_z * spec.size_c * spec.size_t
-            plan.missing = mrc.missing_planes(spec.path, plane_bytes, count)
-            if plan.missing.size:
-                plan.truncation.append(_truncation_note(spec, plan.missing))
+        _extent_without_plan(spec, plan)
     return plan
+
+
+def _extent_without_plan(spec: ImageSpec, plan: _Plan) -> None:
+    """What the file's structure says is missing where no native plan reads it: a LIF's
+    memory blocks (any layout), an MRC's header, a CZI's subblock directory."""
+    note: str | None = None
+    if spec.format == LIF_FORMAT:
+        note = _lif_cut(spec)
+    elif spec.format == czi.CZI_FORMAT:
+        note = czi.damage_note(spec.path)
+    elif spec.format == mrc.MRC_FORMAT:
+        plane_bytes = spec.size_y * spec.size_x * spec.samples * spec.itemsize
+        count = spec.size_z * spec.size_c * spec.size_t
+        plan.missing = mrc.missing_planes(spec.path, plane_bytes, count)
+        if plan.missing.size:
+            plan.truncation.append(_truncation_note(spec, plan.missing))
+        return
+    if note is not None:  # which planes is not known: those Bio-Formats pads with zeros raise
+        plan.truncation.append(note)
+        plan.zero_planes_missing = True
 
 
 def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:

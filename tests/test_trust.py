@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import distributed
@@ -263,3 +264,20 @@ def test_truncated_lif_of_an_unmapped_layout_warns_and_never_returns_padding(tmp
     assert readable and failed  # the first planes read; the rest raise (before: zeros)
     assert max(readable) < min(failed)
     still_reads_a_good_file()
+
+
+@requires_data
+def test_a_czi_cut_short_warns_from_its_subblock_directory(tmp_path):
+    """Bio-Formats pads the pixels of subblocks a CZI no longer holds with zeros, silently;
+    the CZI's own directory says which subblocks the file should hold."""
+    raw = (DATA / "czi" / "nuc_small_new_red.czi").read_bytes()
+    cut = tmp_path / "cut.czi"
+    cut.write_bytes(raw[:7962])  # inside the one subblock's pixels
+    with pytest.warns(bfdask.TruncatedFileWarning, match=r"cut\.czi.*1 of its 1 subblocks"):
+        data = bfdask.open(cut)
+    assert "subblocks" in data.attrs["damage"]
+    whole = tmp_path / "whole.czi"
+    whole.write_bytes(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an intact CZI opens without a warning
+        bfdask.open(whole)

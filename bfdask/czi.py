@@ -1,0 +1,114 @@
+"""Whether a Zeiss CZI holds every byte its own directory names (no Java here).
+
+A CZI is a sequence of segments, each a 32-byte header (16-byte ASCII id such as
+``ZISRAWFILE``, allocated and used size as int64) and its data. The file header segment at 0
+gives the position of the subblock directory (``ZISRAWDIRECTORY``), whose entries give the
+position of each subblock (``ZISRAWSUBBLOCK``: one plane or tile of pixels, compressed or not).
+Bio-Formats pads a subblock the file no longer holds with zeros, silently; reading the
+directory first tells a file cut short (or a directory that points nowhere) at open.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+CZI_FORMAT = "Zeiss CZI"
+SEGMENT_HEADER = 32
+#: bytes of a directory entry before its dimension entries, and of each dimension entry
+_ENTRY = 32
+_DIMENSION = 20
+#: a bound on directory entries, far above any real file (a damaged count reads no further)
+_MAX_ENTRIES = 10_000_000
+
+
+@dataclass(frozen=True)
+class Extent:
+    """What the directory names and what the file holds."""
+
+    subblocks: int  # entries in the directory
+    missing: int  # subblocks whose segment runs past the end of the file (or is not one)
+    first_missing: int  # file position of the first of those (-1: none)
+    problem: str  # the directory itself cannot be read ("" when it can)
+
+
+def _segment(f: object, position: int, size: int) -> tuple[bytes, int] | None:
+    """(id, used size) of the segment at ``position``; None if its header is not there."""
+    if position < 0 or position + SEGMENT_HEADER > size:
+        return None
+    f.seek(position)  # type: ignore[attr-defined]
+    header = f.read(SEGMENT_HEADER)  # type: ignore[attr-defined]
+    if len(header) < SEGMENT_HEADER:
+        return None
+    ident, _allocated, used = struct.unpack("<16sqq", header)
+    return ident.rstrip(b"\0"), used
+
+
+def extent(path: str) -> Extent:
+    """Check the CZI ``path``'s directory and the subblocks it names against its size."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = _segment(f, 0, size)
+        if head is None or head[0] != b"ZISRAWFILE":
+            return Extent(0, 0, -1, "no CZI file header")
+        f.seek(SEGMENT_HEADER)
+        fields = f.read(80)
+        if len(fields) < 60:
+            return Extent(0, 0, -1, "the file header is cut short")
+        (directory,) = struct.unpack_from("<q", fields, 52)
+        found = _segment(f, directory, size)
+        if found is None or found[0] != b"ZISRAWDIRECTORY":
+            problem = f"its subblock directory (byte {directory}) is not in the file"
+            return Extent(0, 0, -1, problem)
+        start = directory + SEGMENT_HEADER
+        f.seek(start)
+        (count,) = struct.unpack("<i", f.read(4))
+        if not 0 <= count <= _MAX_ENTRIES:
+            return Extent(0, 0, -1, f"its subblock directory claims {count} entries")
+        f.seek(start + 128)
+        table = f.read(min(found[1], size - start) - 128)
+        return _subblocks(f, table, count, size)
+
+
+def _subblocks(f: object, table: bytes, count: int, size: int) -> Extent:
+    """Check each directory entry's subblock segment."""
+    missing, first, at = 0, -1, 0
+    for _ in range(count):
+        if at + _ENTRY > len(table):
+            return Extent(count, missing, first, "its subblock directory is cut short")
+        position = struct.unpack_from("<q", table, at + 6)[0]
+        dimensions = struct.unpack_from("<i", table, at + 28)[0]
+        if not 0 <= dimensions <= 64:
+            return Extent(count, missing, first, "a directory entry is damaged")
+        at += _ENTRY + dimensions * _DIMENSION
+        segment = _segment(f, position, size)
+        if (
+            segment is None
+            or segment[0] != b"ZISRAWSUBBLOCK"
+            or position + SEGMENT_HEADER + segment[1] > size
+        ):
+            missing += 1
+            first = position if first < 0 else min(first, position)
+    return Extent(count, missing, first, "")
+
+
+def damage_note(path: str) -> str | None:
+    """A sentence for a CZI that misses bytes its directory names (None: all there)."""
+    try:
+        found = extent(path)
+    except (OSError, struct.error) as exc:
+        return f"{path!r} is damaged: its CZI structure cannot be read ({exc})"
+    if found.problem:
+        return (
+            f"{path!r} is truncated or damaged: {found.problem}; Bio-Formats may return "
+            "zeros for pixels it cannot find"
+        )
+    if found.missing:
+        return (
+            f"{path!r} is truncated or damaged: {found.missing} of its {found.subblocks} "
+            f"subblocks (from byte {found.first_missing}) are not in the file "
+            f"({os.path.getsize(path)} bytes); Bio-Formats returns zeros for their pixels. "
+            "Is the file still being copied?"
+        )
+    return None
