@@ -26,6 +26,7 @@ ENV_VARS = {
     "bfdask.reader.memo-min-ms": "BFDASK_MEMO_MIN_MS",
     "bfdask.pixels": "BFDASK_PIXELS",
     "bfdask.reader.allow-outside-files": "BFDASK_ALLOW_OUTSIDE_FILES",
+    "bfdask.reader.open-timeout": "BFDASK_OPEN_TIMEOUT",
 }
 
 _TRUE = ("1", "true", "yes", "on")

@@ -22,6 +22,7 @@ header is slow to parse is fast on every worker.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,59 @@ MARKED_TAIL = 64
 MARKS = (-91, 90)
 
 
+def open_timeout(path: str) -> float:
+    """Seconds Bio-Formats may take to read the structure of ``path`` (``setId``).
+
+    The setting ``bfdask.reader.open-timeout`` (env ``BFDASK_OPEN_TIMEOUT``; 0 turns the bound
+    off), else 10 s plus 1 s per 100 MB of file: a damaged file whose structure loops fails
+    within seconds, a real 400 GB file may take minutes.
+    """
+    value = config.get("bfdask.reader.open-timeout")
+    if value is not None and str(value).strip() != "":
+        return float(value)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    return 10.0 + size / 100e6
+
+
+def _set_id(reader: Any, path: str) -> None:
+    """``setId`` on a thread of its own, given :func:`open_timeout` seconds.
+
+    A Java thread cannot be stopped: past the bound it is left to finish (or spin) in the
+    background, and the caller gets an error instead of a hang. Raises
+    :class:`JavaThrown` for Bio-Formats' own errors.
+    """
+    limit = open_timeout(path)
+    if limit <= 0:
+        call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
+        return
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            jvm.ensure()  # attach this thread
+            call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="bfdask-setId", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise UnsupportedFormatError(
+            f"Bio-Formats did not finish reading the structure of {path!r} within {limit:.0f} "
+            "s: the file is probably damaged (a structure that loops or claims absurd sizes). "
+            "For a file that is only slow to open, raise the bound: BFDASK_OPEN_TIMEOUT=600 "
+            "(or dask config 'bfdask.reader.open-timeout'; 0 for none). Bio-Formats' attempt "
+            "goes on in the background of this process, which stays usable."
+        )
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
+
+
 class Reader:
     """An open ``loci.formats.ImageReader`` (possibly memoized) for one file, in one thread.
 
@@ -224,7 +278,7 @@ class Reader:
                 jfile,
             )
         try:
-            call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
+            _set_id(reader, path)
         except JavaThrown as exc:
             try:
                 javabridge.call(reader, "close", "()V")

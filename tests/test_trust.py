@@ -281,3 +281,39 @@ def test_a_czi_cut_short_warns_from_its_subblock_directory(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an intact CZI opens without a warning
         bfdask.open(whole)
+
+
+# -- hangs inside Bio-Formats: a bound on setId ------------------------------------------------
+
+HANG_CHILD = """
+import sys, time
+import bfdask
+started = time.monotonic()
+try:
+    bfdask.list_series(sys.argv[1])
+except bfdask.UnsupportedFormatError as exc:
+    print("refused after", round(time.monotonic() - started, 1), "s:", exc)
+print("still reads:", bfdask.open(sys.argv[2], pixels="bioformats").shape)
+"""
+
+
+@requires_data
+def test_a_structure_bioformats_never_finishes_reading_fails_within_the_bound(tmp_path):
+    """An ND2 with 4 KiB of its structure zeroed sends Bio-Formats' ND2Reader recursing in
+    setId for minutes (the fuzz campaign's nd2#58); bfdask gives up after the open timeout."""
+    raw = bytearray((DATA / "nd2" / "example-zstack.nd2").read_bytes())
+    raw[34133 : 34133 + 4096] = bytes(4096)
+    damaged = tmp_path / "example-zstack.nd2"
+    damaged.write_bytes(raw)
+    env = {**os.environ, "BFDASK_OPEN_TIMEOUT": "3"}
+    child = subprocess.run(
+        [sys.executable, "-c", HANG_CHILD, str(damaged), str(DATA / "tiff" / "mri.tif")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "refused after" in child.stdout and "did not finish reading" in child.stdout
+    assert "within 3 s" in child.stdout and "BFDASK_OPEN_TIMEOUT" in child.stdout
+    assert "still reads: (27, 1, 1, 128, 128)" in child.stdout
