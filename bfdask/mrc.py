@@ -44,3 +44,19 @@ def missing_planes(path: str, plane_bytes: int, count: int) -> np.ndarray:
         return np.empty(0, np.int64)
     whole = max(0, (os.path.getsize(path) - start) // plane_bytes)
     return np.arange(min(whole, count), count, dtype=np.int64)
+
+
+def surplus_note(path: str, plane_bytes: int, count: int) -> str | None:
+    """A sentence when the file holds more bytes than its header's sizes account for (its
+    header is damaged: e.g. a mode byte flipped from float32 to int8), else None."""
+    start = data_offset(path)
+    if start is None:
+        return None
+    expected = start + plane_bytes * count
+    size = os.path.getsize(path)
+    if size <= expected:
+        return None
+    return (
+        f"{path!r} may be damaged: its MRC header's sizes and mode account for {expected} "
+        f"bytes, the file has {size}; the pixels may be read with the wrong shape or type"
+    )

@@ -257,6 +257,9 @@ def _extent_without_plan(spec: ImageSpec, plan: _Plan) -> None:
         plan.missing = mrc.missing_planes(spec.path, plane_bytes, count)
         if plan.missing.size:
             plan.truncation.append(_truncation_note(spec, plan.missing))
+        surplus = mrc.surplus_note(spec.path, plane_bytes, count)
+        if surplus is not None:
+            plan.damage.append(surplus)
         return
     if note is not None:  # which planes is not known: those Bio-Formats pads with zeros raise
         plan.truncation.append(note)

@@ -317,3 +317,16 @@ def test_a_structure_bioformats_never_finishes_reading_fails_within_the_bound(tm
     assert "refused after" in child.stdout and "did not finish reading" in child.stdout
     assert "within 3 s" in child.stdout and "BFDASK_OPEN_TIMEOUT" in child.stdout
     assert "still reads: (27, 1, 1, 128, 128)" in child.stdout
+
+
+@requires_data
+def test_an_mrc_whose_header_no_longer_accounts_for_its_bytes_warns(tmp_path):
+    """A flipped bit in the MRC mode (byte 15) turns float32 pixels into int8 ones; the file
+    then holds four times the bytes its header accounts for."""
+    raw = bytearray((DATA / "mrc" / "EMD-3001.map").read_bytes())
+    raw[15] ^= 0x80
+    flipped = tmp_path / "flipped.map"
+    flipped.write_bytes(raw)
+    with pytest.warns(bfdask.CorruptFileWarning, match=r"flipped\.map.*header's sizes"):
+        data = bfdask.open(flipped)
+    assert data.dtype == "int8" and "MRC header" in data.attrs["damage"]
