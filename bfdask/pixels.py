@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config, czi, mrc, native, readers
+from . import config, czi, mrc, native, readers, tiff
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 from .metadata import ImageSpec
@@ -240,6 +240,10 @@ def _plan(spec: ImageSpec) -> _Plan:
             plan.missing = np.union1d(plan.missing, verdict.damaged).astype(np.int64)
     if plan.recipe is None:
         _extent_without_plan(spec, plan)
+    if tiff.is_tiff(spec.path):  # any TIFF-based format: OME-TIFF, ImageJ, LSM, SVS...
+        note = tiff.structure_note(spec.path, spec.stamp)
+        if note is not None:
+            plan.damage.append(note)
     return plan
 
 

@@ -16,6 +16,7 @@ by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
 
 from __future__ import annotations
 
+import logging
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -366,3 +367,84 @@ def read_planes(
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+# -- damage Bio-Formats reads past silently -------------------------------------------------
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: what tifffile logs when a TIFF's chain of images or a tag list is broken
+_BROKEN = ("invalid page offset", "corrupted tag list", "suspicious number of tags")
+
+
+class _Log(logging.Handler):
+    """Collects what tifffile logs while it walks a file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def is_tiff(path: str) -> bool:
+    """Whether ``path`` starts like a TIFF (any byte order, classic or BigTIFF)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
+@lru_cache(maxsize=32)
+def structure_note(path: str, stamp: FileStamp | None = None) -> str | None:
+    """A sentence when the TIFF's own structure is broken in a way Bio-Formats reads past
+    silently (it then shows fewer images, or another shape); None when it looks whole.
+    Cached per file version (``stamp``): every series of a file asks.
+
+    Checked: the chain of image directories (a pointer past the end of the file or into
+    garbage ends it early) and the first image's description (OME-XML that no longer parses,
+    ImageJ or OME metadata with zeroed bytes).
+    """
+    import tifffile
+
+    log = _Log()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(log)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            count = len(tif.pages)  # walks the whole chain
+            first = tif.pages[0] if count else None
+            description = getattr(first, "description", "") or ""
+    except Exception as exc:  # tifffile cannot read the structure Bio-Formats opened
+        return f"{path!r} is damaged: its TIFF structure cannot be read ({exc})"
+    finally:
+        logger.removeHandler(log)
+    broken = [m for m in log.messages if any(key in m for key in _BROKEN)]
+    if broken:
+        return (
+            f"{path!r} is truncated or damaged: its chain of images breaks after image "
+            f"{count - 1} ({broken[0].split('> ', 1)[-1]}); Bio-Formats shows only the images "
+            "before the break, so the shape may differ from the original's"
+        )
+    return _description_note(path, description)
+
+
+def _description_note(path: str, description: str) -> str | None:
+    """A sentence when the first image's metadata text is visibly damaged."""
+    text = description.rstrip("\0 \n")
+    is_ome = text.lstrip().startswith("<?xml") or "<OME" in text[:4096]
+    if "\0" in text and (is_ome or text.startswith("ImageJ=")):
+        return (
+            f"{path!r} is damaged: the metadata in its first image's description has zeroed "
+            "bytes; Bio-Formats may read the images with another shape"
+        )
+    if is_ome:
+        try:
+            safexml.fromstring(text)
+        except ET.ParseError as exc:
+            return (
+                f"{path!r} is damaged: its OME-XML does not parse ({exc}); Bio-Formats reads "
+                "it as a plain TIFF, with another shape than the OME metadata describes"
+            )
+    return None

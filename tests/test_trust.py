@@ -330,3 +330,34 @@ def test_an_mrc_whose_header_no_longer_accounts_for_its_bytes_warns(tmp_path):
     with pytest.warns(bfdask.CorruptFileWarning, match=r"flipped\.map.*header's sizes"):
         data = bfdask.open(flipped)
     assert data.dtype == "int8" and "MRC header" in data.attrs["damage"]
+
+
+# -- TIFF structure Bio-Formats reads past ----------------------------------------------------
+
+
+@requires_data
+@pytest.mark.parametrize("pixels", ["auto", "bioformats"])
+def test_a_tiff_whose_chain_of_images_is_cut_warns_instead_of_showing_fewer(tmp_path, pixels):
+    """Cut inside its pixels, mri.tif loses the directories of its last 6 images: Bio-Formats
+    (and tifffile) show 21 timepoints instead of 27, without a word (fuzz tiff-packbits#1)."""
+    raw = (DATA / "tiff" / "mri.tif").read_bytes()
+    cut = tmp_path / "mri.tif"
+    cut.write_bytes(raw[:193107])
+    with pytest.warns(bfdask.CorruptFileWarning, match=r"mri\.tif.*chain of images breaks"):
+        data = bfdask.open(cut, pixels=pixels)
+    assert data.sizes["T"] == 21 and "chain of images" in data.attrs["damage"]
+
+
+@requires_data
+def test_an_ome_tiff_whose_ome_xml_no_longer_parses_warns(tmp_path):
+    """Its OME-XML cut, an OME-TIFF reads as a plain TIFF of another shape."""
+    source = DATA / "ome-tiff" / "ometiffjl" / "multi-channel-z-series.ome.tif"
+    raw = bytearray(source.read_bytes())
+    with tifffile.TiffFile(source) as tif:
+        tag = tif.pages[0].tags["ImageDescription"]
+        start, count = tag.valueoffset, tag.count
+    raw[start + count // 2 : start + count - 1] = b" " * (count - 1 - count // 2)
+    damaged = tmp_path / source.name
+    damaged.write_bytes(raw)
+    with pytest.warns(bfdask.CorruptFileWarning, match="OME-XML does not parse"):
+        bfdask.open(damaged)
