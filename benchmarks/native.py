@@ -124,7 +124,7 @@ path, series = PATH, SERIES
 t0 = time.perf_counter()
 data = bfdask.open(path, series=series, ome=False)            # fresh process: JVM, setId, plan
 open_auto = time.perf_counter() - t0
-spec = bfdask.read_spec(path, series + 1)
+spec = bfdask.read_spec(path, series=series + 1)
 t0 = time.perf_counter()
 bfdask.open(path, series=series + 1, ome=False, pixels="bioformats")
 open_bf_warm = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import config as _config  # registers bfdask's dask config defaults
+from .deprecation import keyword_selectors
 from .errors import (
     BfdaskError,
     CorruptFileError,
@@ -98,13 +99,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bfdask' has no attribute {name!r}")
 
 
+@keyword_selectors("series", "resolution", "chunks", "dims")
 def open(
     path: str | os.PathLike[str],
+    *,
     series: int | str = 0,
     resolution: int = 0,
     chunks: Mapping[str, Any] | None = None,
     dims: str = "TCZYX",
-    *,
     ome: bool = True,
     pixels: str | None = None,
 ) -> xarray.DataArray:
@@ -171,11 +173,12 @@ def open(
     return open_series(path, series, resolution, chunks=chunks, dims=dims, ome=ome, pixels=pixels)
 
 
+@keyword_selectors("chunks", "dims")
 def open_all(
     path: str | os.PathLike[str],
+    *,
     chunks: Mapping[str, Any] | None = None,
     dims: str = "TCZYX",
-    *,
     ome: bool = True,
     pixels: str | None = None,
 ) -> xarray.DataTree:
@@ -210,8 +213,9 @@ def open_all(
     return build_tree(path, dims=dims, chunks=chunks, ome=ome, pixels=pixels)
 
 
+@keyword_selectors("series", "resolution")
 def read_spec(
-    path: str | os.PathLike[str], series: int | str = 0, resolution: int = 0
+    path: str | os.PathLike[str], *, series: int | str = 0, resolution: int = 0
 ) -> ImageSpec:
     """Read the :class:`ImageSpec` of one series: sizes, dtype, physical sizes, names.
 

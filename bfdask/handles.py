@@ -35,8 +35,8 @@ class _ThreadHandles:
     def __init__(self) -> None:
         self.handles: OrderedDict[Hashable, Handle] = OrderedDict()
 
-    def close_all(self, kind: str | None = None) -> None:
-        for key in [k for k in self.handles if kind is None or _kind(k) == kind]:
+    def close_all(self, kind: str | None = None, under: str | None = None) -> None:
+        for key in [k for k in self.handles if _matches(k, kind, under)]:
             self.handles.pop(key).close()
 
     def __del__(self) -> None:  # the thread's local storage is dropped: close its handles
@@ -53,6 +53,16 @@ _all_lock = threading.Lock()
 
 def _kind(key: Hashable) -> object:
     return key[0] if isinstance(key, tuple) and key else None
+
+
+def _matches(key: Hashable, kind: str | None, under: str | None) -> bool:
+    """Whether ``key`` (``(kind, path, ...)``) is of ``kind`` and its path below ``under``."""
+    if kind is not None and _kind(key) != kind:
+        return False
+    if under is None:
+        return True
+    path = key[1] if isinstance(key, tuple) and len(key) > 1 else None
+    return isinstance(path, str) and path.startswith(under.rstrip("/") + "/")
 
 
 def _thread() -> _ThreadHandles:
@@ -106,15 +116,16 @@ def close_thread(kind: str | None = None) -> None:
         mine.close_all(kind)
 
 
-def close_all(kind: str | None = None) -> None:
-    """Close every handle this process holds, in every thread (of ``kind`` only, if given).
+def close_all(kind: str | None = None, under: str | None = None) -> None:
+    """Close every handle this process holds, in every thread (of ``kind`` only, and on files
+    below the folder ``under`` only, if given).
 
     Call it only while no task is reading: a handle closed under another thread's read fails.
     """
     with _all_lock:
         every = list(_all)
     for handles in every:
-        handles.close_all(kind)
+        handles.close_all(kind, under)
 
 
 def count(kind: str | None = None, *, all_threads: bool = False) -> int:

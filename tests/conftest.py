@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,35 @@ PIXEL_TYPE_DTYPES = {
 
 #: Bio-Formats' fake reader encodes series, plane, z, c, t in 10-pixel boxes of the top rows
 FAKE_BOX = 10
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    """Files below ``folder`` this process has open (Linux: /proc/self/fd)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(f"{folder}/"):
+            found.append(target)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_file_left_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After each test, once bfdask's handle cache lets go of the test's own files (it keeps
+    files open on purpose, per thread), no file the test made may still be open: a reader,
+    TiffFile or descriptor held anywhere else is a leak."""
+    yield
+    from bfdask import handles, jvm
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    if jvm.is_running():
+        jvm.ensure()  # attach this thread: closing a Java reader is a Java call
+    handles.close_all(under=str(base))
+    leaked = _open_files_under(base)
+    assert not leaked, f"files left open after the test: {leaked}"
 
 
 @pytest.fixture

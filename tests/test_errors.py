@@ -237,3 +237,18 @@ def test_a_name_several_series_share_is_ambiguous_and_every_label_opens_its_seri
     assert list(tree.children) == [f"TileScan_001 ({k})" for k in (1, 2, 3, 4)]
     for index, label in enumerate(tree.children):
         assert bfdask.open(path, series=label, ome=False).attrs["series"] == index
+
+
+def test_selectors_are_keyword_only_and_positional_ones_warn(fake):
+    path = fake("kw", sizeX=16, sizeY=16, series=2)
+    with pytest.warns(FutureWarning, match=r"open\(path, series\) by position"):
+        data = bfdask.open(path, 1)
+    assert data.attrs["series"] == 1
+    with pytest.warns(FutureWarning, match=r"read_spec\(path, series=\.\.\.\)"):
+        assert bfdask.read_spec(path, 1).series == 1
+    with (
+        pytest.raises(TypeError, match="multiple values for 'series'"),
+        pytest.warns(FutureWarning),
+    ):
+        bfdask.open(path, 1, series=0)
+    assert bfdask.open(path, series=1).attrs["series"] == 1

@@ -36,7 +36,7 @@ def test_json_matches_list_series(path, capsys):
     series = bfdask.list_series(path)
     assert info["series_count"] == len(info["series"]) == len(series)
     for row, expected in zip(info["series"], series):
-        spec = bfdask.read_spec(path, expected.index)
+        spec = bfdask.read_spec(path, series=expected.index)
         assert row["index"] == expected.index and row["name"] == expected.name
         assert row["dims"] == expected.dims and tuple(row["shape"].values()) == expected.shape
         assert list(row["shape"]) == list(expected.dims)
