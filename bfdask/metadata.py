@@ -125,7 +125,7 @@ def _store_get(store: Any, method: str, signature: str, *args: Any) -> Any:
     try:
         return javabridge.call(store, method, signature, *args)
     except javabridge.JavaException as exc:
-        name = readers._java_class_name(exc)
+        name = java_class_name(exc)
         if name not in ("java.lang.IndexOutOfBoundsException", "java.lang.NullPointerException"):
             warnings.warn(f"OME metadata {method}{args} unreadable: {exc}", stacklevel=3)
         return None

@@ -32,7 +32,6 @@ from . import config, handles, jvm
 from .damage import Damage
 from .errors import (
     BfdaskError,
-    BfdaskFileNotFoundError,
     CorruptFileError,
     JavaMemoryError,
     SeriesIndexError,
@@ -40,6 +39,7 @@ from .errors import (
 )
 from .files import FileStamp, check_unchanged, count_planes, file_stamp
 from .files import planes_read as planes_read  # re-exported: tests and diagnostics use it here
+from .javaerrors import JavaThrown, call_quietly, javabridge_exception, translate_java_error
 from .order import plane_index
 
 #: Bio-Formats pixel type name -> numpy dtype (native byte order)
