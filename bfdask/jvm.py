@@ -333,7 +333,26 @@ def _start(max_heap: str | int | None) -> None:
         import bioformats
         import javabridge
 
-    args = ["-Xss8m", *_quiet_flags(_java_feature_version(home))]
+    # No XML parser of Bio-Formats may read a DTD: an external entity copies a local file into
+    # the metadata, nested entities expand without bound (DESIGN.md). Bio-Formats' jar bundles
+    # Apache Xerces and registers it for JAXP, and Xerces ignores the JDK's jdk.xml.* and
+    # javax.xml.access* settings; naming the JDK's own parsers makes them apply. DTDs are then
+    # ignored outright (Java >= 22; an undeclared entity is an error), and on older Java
+    # external DTDs and entities are refused and expansion is bounded.
+    xml_safety = [
+        "-Djavax.xml.parsers.DocumentBuilderFactory="
+        "com.sun.org.apache.xerces.internal.jaxp.DocumentBuilderFactoryImpl",
+        "-Djavax.xml.parsers.SAXParserFactory="
+        "com.sun.org.apache.xerces.internal.jaxp.SAXParserFactoryImpl",
+        "-Djdk.xml.dtd.support=ignore",
+        "-Djavax.xml.accessExternalDTD=",
+        "-Djavax.xml.accessExternalSchema=",
+        "-Djdk.xml.entityExpansionLimit=10000",
+        "-Djdk.xml.maxGeneralEntitySizeLimit=1000000",
+        "-Djdk.xml.maxParameterEntitySizeLimit=1000000",
+        "-Djdk.xml.totalEntitySizeLimit=10000000",
+    ]
+    args = ["-Xss8m", *_quiet_flags(_java_feature_version(home)), *xml_safety]
     errors: list[BaseException] = []
 
     def start() -> None:

@@ -11,12 +11,14 @@ import math
 import os
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import readers, safexml
+from . import precheck, readers, safexml
 from .errors import SeriesIndexError
 from .files import FileStamp
+from .javaerrors import java_class_name
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def spec_from_reader(
     acquired = _store_get(
         store, "getImageAcquisitionDate", "(I)Lome/xml/model/primitives/Timestamp;", series
     )
-    return ImageSpec(
+    spec = ImageSpec(
         path=reader.path,
         series=series,
         resolution=resolution,
@@ -200,6 +202,9 @@ def spec_from_reader(
         stamp=reader.stamp,
         acquisition_date=_text(acquired),
     )
+    # sizes that cannot be in the file are refused before anything of their size is built
+    precheck.check_claimed_sizes(spec, lambda: used_files(reader))
+    return spec
 
 
 def _text(java_object: Any) -> str | None:
