@@ -80,7 +80,7 @@ def test_fake_multi_series_round_trip(fake, tmp_path):
         scales = [d["coordinateTransformations"][0]["scale"] for d in multiscale["datasets"]]
         assert scales[1][3:] == [2 * scales[0][3], 2 * scales[0][4]]
         omero = image["attrs"]["omero"]
-        names = bfdask.read_spec(path, int(s)).channel_names
+        names = bfdask.read_spec(path, series=int(s)).channel_names
         assert tuple(ch["label"] for ch in omero["channels"]) == names
         for c, channel in enumerate(omero["channels"]):
             assert channel["window"]["start"] == pixels[:, c].min()

@@ -180,7 +180,7 @@ def test_list_series_matches_manifest(entry: Entry) -> None:
 def test_read_spec_matches_manifest(entry: Entry) -> None:
     for index, ref in enumerate(entry.series):
         where = f"{entry.path} series {index}"
-        spec = bfdask.read_spec(_file(entry.path), index)
+        spec = bfdask.read_spec(_file(entry.path), series=index)
         got = (
             spec.series_count,
             spec.format,
