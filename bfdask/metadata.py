@@ -264,13 +264,7 @@ def reader_class(reader: readers.Reader) -> str:
 
 def used_files(reader: readers.Reader) -> list[str]:
     """Every file of the dataset (a multi-file format lists its companions too)."""
-    import javabridge
-
-    files = reader.call("getUsedFiles", "()[Ljava/lang/String;")
-    if files is None:
-        return [reader.path]
-    env = javabridge.get_env()
-    return [env.get_string_utf(f) for f in env.get_object_array_elements(files)]
+    return reader.used_files()
 
 
 def resolution_count(reader: readers.Reader, series: int) -> int:

@@ -204,9 +204,7 @@ class Reader:
         self.java = reader
         if not dataset.outside_allowed():  # setId may find files by other means (patterns...)
             try:
-                from .metadata import used_files
-
-                dataset.check_used_files(path, used_files(self))
+                dataset.check_used_files(path, self.used_files())
             except BaseException:
                 self.close()
                 raise
@@ -223,6 +221,16 @@ class Reader:
         import javabridge
 
         return javabridge.call(self.java, name, signature, *args)
+
+    def used_files(self) -> list[str]:
+        """Every file of the dataset, as Bio-Formats lists them (``getUsedFiles``)."""
+        import javabridge
+
+        files = self.call("getUsedFiles", "()[Ljava/lang/String;")
+        if files is None:
+            return [self.path]
+        env = javabridge.get_env()
+        return [env.get_string_utf(f) for f in env.get_object_array_elements(files)]
 
     def set_series(self, series: int, resolution: int = 0) -> None:
         """Select ``series`` (and ``resolution``), raising :class:`SeriesIndexError` if absent."""
