@@ -567,11 +567,13 @@ def _active_client() -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``bfdask convert``."""
+    from .commands import series_argument
+
     parser.add_argument("path", type=Path, help="any file Bio-Formats reads")
     parser.add_argument("out", type=Path, help="the OME-Zarr store to write (OUT.zarr)")
     parser.add_argument(
         "--series",
-        type=lambda text: int(text) if text.lstrip("-").isdigit() else text,
+        type=series_argument,
         nargs="+",
         metavar="S",
         help="series indices or names (default: all)",
@@ -599,16 +601,10 @@ def run(args: argparse.Namespace) -> int:
         "overwrite": args.overwrite,
         "progress": True,
     }
+    from .commands import client
+
     start = time.perf_counter()
-    if args.scheduler:
-        from distributed import Client
-
-        from .cluster import JVMPlugin
-
-        with Client(args.scheduler) as client:
-            client.register_plugin(JVMPlugin())
-            groups = to_ome_zarr(args.path, args.out, **options)
-    else:
+    with client(args.scheduler):  # the workers write; without a scheduler, local threads
         groups = to_ome_zarr(args.path, args.out, **options)
     seconds = time.perf_counter() - start
     print(

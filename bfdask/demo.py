@@ -10,10 +10,18 @@ timepoint of one series is a failed acquisition: almost no fluorescence.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+#: brightness of the channels (a fifth channel repeats the first)
+_BRIGHTNESS = np.array([3000.0, 1800.0, 1200.0, 900.0])
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,12 @@ class Sample:
 def lesion_depth(t: int, size_t: int) -> float:
     """Fraction of fluorescence the lesion removes at timepoint ``t``: deepens, then recovers."""
     phase = t / max(1, size_t - 1)
-    return 0.75 * np.exp(-(((phase - 0.45) / 0.22) ** 2))
+    return 0.75 * float(np.exp(-(((phase - 0.45) / 0.22) ** 2)))
 
 
 def _tube(
     size_y: int, size_x: int, line: tuple[tuple[float, float], tuple[float, float]], width: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """An embryo-like tube along ``line`` ((row, col) ends): each pixel's position along the
     axis (0 at the first end, 1 at the second) and the tube's unclipped brightness (0..1)."""
     (r0, c0), (r1, c1) = line
@@ -71,28 +79,84 @@ def _tube(
     return along, tube
 
 
-def make_series(sample: Sample, index: int) -> np.ndarray:
+def _render(
+    shape: tuple[int, int, int, int],
+    along: NDArray[Any],
+    tube: NDArray[Any],
+    lesion_at: float,
+    depths: Sequence[float],
+    levels: NDArray[Any],
+    rng: np.random.Generator,
+) -> NDArray[Any]:
+    """Pixels (T, C, Z, Y, X) uint16 of one tube over time: ``shape`` is (C, Z, Y, X); the
+    lesion (centred at ``lesion_at`` along the tube) removes ``depths[t]`` of the signal, and
+    ``levels[t, c]`` is the brightness of channel ``c`` at ``t``; noise from ``rng``."""
+    size_c, size_z = shape[0], shape[1]
+    lesion = np.exp(-0.5 * ((along - lesion_at) / 0.05) ** 2)
+    focus = np.exp(-0.5 * ((np.arange(size_z) - (size_z - 1) / 2) / 1.2) ** 2)
+    out = np.empty((len(depths), *shape), np.uint16)
+    for t, depth in enumerate(depths):
+        signal = tube * (1 - depth * lesion)
+        for c in range(size_c):
+            for z in range(size_z):
+                mean = 100 + levels[t, c] * focus[z] * signal
+                out[t, c, z] = np.clip(rng.normal(mean, np.sqrt(mean) * 2), 0, 65535)
+    return out
+
+
+def _levels(size_c: int, dimming: Sequence[float], failed: Sequence[bool]) -> NDArray[Any]:
+    """Brightness (T, C): each channel's own, times ``dimming[t]``, 3 % in failed frames."""
+    return np.array(
+        [
+            [_BRIGHTNESS[c % 4] * dim * (0.03 if dead else 1.0) for c in range(size_c)]
+            for dim, dead in zip(dimming, failed)
+        ]
+    )
+
+
+def make_series(sample: Sample, index: int) -> NDArray[Any]:
     """Pixels of one series, shape (T, C, Z, Y, X), uint16."""
     rng = np.random.default_rng(sample.seed + index)
     along, tube = _tube(sample.size_y, sample.size_x, sample.line, sample.line_width)
     tube *= (along > -0.02) & (along < 1.02)
-    lesion_at = 0.5 + 0.05 * (index - 1)
-    lesion = np.exp(-0.5 * ((along - lesion_at) / 0.05) ** 2)
-    focus = np.exp(-0.5 * ((np.arange(sample.size_z) - (sample.size_z - 1) / 2) / 1.2) ** 2)
-    brightness = np.array([3000.0, 1800.0, 1200.0, 900.0])[: sample.size_c]
-    out = np.empty(
-        (sample.size_t, sample.size_c, sample.size_z, sample.size_y, sample.size_x), np.uint16
-    )
-    for t in range(sample.size_t):
-        signal = tube * (1 - lesion_depth(t, sample.size_t) * lesion)
-        failed = index == sample.bad_series and t == sample.bad_timepoint
-        for c in range(sample.size_c):
-            level = brightness[c % len(brightness)] * (1 - 0.01 * t) * (0.03 if failed else 1.0)
-            for z in range(sample.size_z):
-                mean = 100 + level * focus[z] * signal
-                noisy = rng.normal(mean, np.sqrt(mean) * 2)
-                out[t, c, z] = np.clip(noisy, 0, 65535).astype(np.uint16)
-    return out
+    times = range(sample.size_t)
+    depths = [lesion_depth(t, sample.size_t) for t in times]
+    failed = [index == sample.bad_series and t == sample.bad_timepoint for t in times]
+    levels = _levels(sample.size_c, [1 - 0.01 * t for t in times], failed)
+    shape = (sample.size_c, sample.size_z, sample.size_y, sample.size_x)
+    return _render(shape, along, tube, 0.5 + 0.05 * (index - 1), depths, levels, rng)
+
+
+def _write(
+    path: Path,
+    series: Sequence[tuple[NDArray[Any], dict[str, Any]]],
+    physical_size: float,
+    z_step: float,
+    channel_names: Sequence[str],
+) -> Path:
+    """Write an OME-TIFF (tifffile), one OME Image per ``(pixels, metadata)`` with the pixel
+    sizes and channel names; ``metadata`` adds the rest (``Name``, times...)."""
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for pixels, metadata in series:
+            tif.write(
+                pixels,
+                photometric="minisblack",
+                metadata={
+                    "axes": "TCZYX",
+                    **metadata,
+                    "PhysicalSizeX": physical_size,
+                    "PhysicalSizeXUnit": "µm",
+                    "PhysicalSizeY": physical_size,
+                    "PhysicalSizeYUnit": "µm",
+                    "PhysicalSizeZ": z_step,
+                    "PhysicalSizeZUnit": "µm",
+                    "Channel": {"Name": list(channel_names[: pixels.shape[1]])},
+                },
+            )
+    return path
 
 
 def write_sample(directory: str | os.PathLike[str], sample: Sample | None = None) -> Path:
@@ -111,32 +175,14 @@ def write_sample(directory: str | os.PathLike[str], sample: Sample | None = None
         The OME-TIFF, one OME Image (Bio-Formats series) per position, with physical pixel
         sizes, a time increment and channel names.
     """
-    import tifffile
-
     sample = Sample() if sample is None else sample
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "embryos.ome.tif"
-    with tifffile.TiffWriter(path, ome=True) as tif:
-        for index, name in enumerate(sample.series_names()):
-            tif.write(
-                make_series(sample, index),
-                photometric="minisblack",
-                metadata={
-                    "axes": "TCZYX",
-                    "Name": name,
-                    "PhysicalSizeX": sample.physical_size,
-                    "PhysicalSizeXUnit": "µm",
-                    "PhysicalSizeY": sample.physical_size,
-                    "PhysicalSizeYUnit": "µm",
-                    "PhysicalSizeZ": sample.z_step,
-                    "PhysicalSizeZUnit": "µm",
-                    "TimeIncrement": sample.time_increment,
-                    "TimeIncrementUnit": "s",
-                    "Channel": {"Name": list(sample.channel_names[: sample.size_c])},
-                },
-            )
-    return path
+    times = {"TimeIncrement": sample.time_increment, "TimeIncrementUnit": "s"}
+    series = [
+        (make_series(sample, index), {"Name": name, **times})
+        for index, name in enumerate(sample.series_names())
+    ]
+    path = Path(directory) / "embryos.ome.tif"
+    return _write(path, series, sample.physical_size, sample.z_step, sample.channel_names)
 
 
 # -- a sample shaped like the user's file: positions over several acquisition blocks -----------
@@ -227,24 +273,15 @@ def _lesion_at(seconds: float) -> float:
 
 def _render_position(
     sample: PositionsSample, p: int, times: list[float], failed: set[int], rng: np.random.Generator
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Pixels (T, C, Z, Y, X) uint16 of position ``p`` at the given times (s)."""
     along, tube = _tube(sample.size_y, sample.size_x, sample.lines[p], sample.line_width)
     tube *= (along >= 0) & (along <= 1)
-    lesion = np.exp(-0.5 * ((along - 0.5) / 0.05) ** 2)
-    focus = np.exp(-0.5 * ((np.arange(sample.size_z) - (sample.size_z - 1) / 2) / 1.2) ** 2)
-    brightness = np.array([3000.0, 1800.0, 1200.0, 900.0])
-    out = np.empty(
-        (len(times), sample.size_c, sample.size_z, sample.size_y, sample.size_x), np.uint16
-    )
-    for t, seconds in enumerate(times):
-        signal = tube * (1 - _lesion_at(seconds) * lesion)
-        for c in range(sample.size_c):
-            level = brightness[c % 4] * (1 - 0.002 * seconds / 3600) * (0.03 if t in failed else 1)
-            for z in range(sample.size_z):
-                mean = 100 + level * focus[z] * signal
-                out[t, c, z] = np.clip(rng.normal(mean, np.sqrt(mean) * 2), 0, 65535)
-    return out
+    depths = [_lesion_at(seconds) for seconds in times]
+    dimming = [1 - 0.002 * seconds / 3600 for seconds in times]
+    levels = _levels(sample.size_c, dimming, [t in failed for t in range(len(times))])
+    shape = (sample.size_c, sample.size_z, sample.size_y, sample.size_x)
+    return _render(shape, along, tube, 0.5, depths, levels, rng)
 
 
 def write_positions_sample(
@@ -254,10 +291,8 @@ def write_positions_sample(
 
     Parameters
     ----------
-    directory
-        Created if missing.
-    sample
-        What to write; default :class:`PositionsSample()`.
+    directory, sample
+        Where (created if missing) and what to write (default :class:`PositionsSample()`).
 
     Returns
     -------
@@ -265,38 +300,22 @@ def write_positions_sample(
         The OME-TIFF: one OME Image (Bio-Formats series) per (block, position), in shuffled
         order, with names, acquisition dates, plane DeltaT, pixel sizes and channel names.
     """
-    import tifffile
-
     sample = PositionsSample() if sample is None else sample
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "positions.ome.tif"
     first = np.datetime64(sample.start, "s")
-    with tifffile.TiffWriter(path, ome=True) as tif:
-        for index, (name, position, size_t, start) in enumerate(sample.series()):
-            block = name.split("/")[0]
-            p = sample.positions.index(position)
-            times = [start + t * sample.interval for t in range(size_t)]
-            failed = {sample.bad[2]} if (position, block) == sample.bad[:2] else set()
-            rng = np.random.default_rng(sample.seed * 1000 + index)
-            pixels = _render_position(sample, p, times, failed, rng)
-            planes = sample.size_c * sample.size_z
-            delta = [float(t * sample.interval) for t in range(size_t) for _ in range(planes)]
-            tif.write(
-                pixels,
-                photometric="minisblack",
-                metadata={
-                    "axes": "TCZYX",
-                    "Name": name,
-                    "AcquisitionDate": str(first + np.timedelta64(round(start), "s")),
-                    "PhysicalSizeX": sample.physical_size,
-                    "PhysicalSizeXUnit": "µm",
-                    "PhysicalSizeY": sample.physical_size,
-                    "PhysicalSizeYUnit": "µm",
-                    "PhysicalSizeZ": sample.z_step,
-                    "PhysicalSizeZUnit": "µm",
-                    "Channel": {"Name": list(sample.channel_names[: sample.size_c])},
-                    "Plane": {"DeltaT": delta, "DeltaTUnit": ["s"] * len(delta)},
-                },
-            )
-    return path
+    series = []
+    for index, (name, position, size_t, start) in enumerate(sample.series()):
+        block = name.split("/")[0]
+        times = [start + t * sample.interval for t in range(size_t)]
+        failed = {sample.bad[2]} if (position, block) == sample.bad[:2] else set()
+        rng = np.random.default_rng(sample.seed * 1000 + index)
+        pixels = _render_position(sample, sample.positions.index(position), times, failed, rng)
+        planes = sample.size_c * sample.size_z
+        delta = [float(t * sample.interval) for t in range(size_t) for _ in range(planes)]
+        metadata = {
+            "Name": name,
+            "AcquisitionDate": str(first + np.timedelta64(round(start), "s")),
+            "Plane": {"DeltaT": delta, "DeltaTUnit": ["s"] * len(delta)},
+        }
+        series.append((pixels, metadata))
+    path = Path(directory) / "positions.ome.tif"
+    return _write(path, series, sample.physical_size, sample.z_step, sample.channel_names)

@@ -1,7 +1,8 @@
-"""Find the line along a bright, elongated structure (an embryo seen as a tube): :func:`find_line`.
+"""Find the line along a bright, elongated structure (an embryo seen as a tube).
 
-Pure numpy/scipy/scikit-image on one 2-D image (a Z projection); runs on the client or inside a
-dask task. The steps:
+:func:`find_line` works on one 2-D image (a Z projection), pure numpy/scipy, on the client or
+inside a dask task; :func:`find_lines` finds one per position of a DataArray, in a reference
+frame (falling back to the next frames when that one failed). The steps of :func:`find_line`:
 
 1. smooth (Gaussian, ``sigma`` px) and subtract the background (the image's median);
 2. no structure if the smoothed peak is not well above the noise (robust noise of the image,
@@ -19,13 +20,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import NDArray
 
 #: how many robust noise standard deviations (of the smoothed image) a structure must reach
 MIN_SNR = 8.0
 #: the smallest length / width of a structure that counts as elongated
 MIN_ELONGATION = 3.0
+#: ``line_status`` codes of :func:`bfdask.profile`'s result: why there is no line
+LINE_STATUS = {0: "found", 1: "blank", 2: "not elongated", 3: "no line"}
+
+
+def status_code(reason: str) -> int:
+    """The :data:`LINE_STATUS` code of a :attr:`Line.reason` (0: a line was found)."""
+    if not reason:
+        return 0
+    if reason.startswith("blank"):
+        return 1
+    if reason.startswith("not elongated"):
+        return 2
+    return 3
 
 
 @dataclass(frozen=True)
@@ -58,8 +77,8 @@ class Line:
 
 
 def _clip_segment(
-    p0: np.ndarray, p1: np.ndarray, shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray] | None:
+    p0: NDArray[Any], p1: NDArray[Any], shape: tuple[int, int]
+) -> tuple[NDArray[Any], NDArray[Any]] | None:
     """The part of segment ``p0 → p1`` inside ``[0, H-1] × [0, W-1]`` (Liang–Barsky)."""
     d = p1 - p0
     lo, hi = 0.0, 1.0
@@ -80,7 +99,7 @@ def _clip_segment(
     return p0 + lo * d, p0 + hi * d
 
 
-def _fwhm(values: np.ndarray, step: float) -> float:
+def _fwhm(values: NDArray[Any], step: float) -> float:
     """Full width at half maximum of a peaked 1-D profile (linear interpolation), in units of
     ``step``; NaN if the profile never falls to half on both sides."""
     if not np.isfinite(values).any():
@@ -102,7 +121,7 @@ def _fwhm(values: np.ndarray, step: float) -> float:
 
 
 def find_line(
-    image: np.ndarray,
+    image: NDArray[Any],
     *,
     sigma: float = 2.0,
     min_snr: float = MIN_SNR,
@@ -181,13 +200,37 @@ def find_line(
     if clipped is None:  # cannot happen for pixels of the image; be safe
         return Line.none("the structure's axis lies outside the image")
     p0, p1 = clipped
-    # width: mean background-free intensity binned by distance across the axis
+    extent = (float(along.min()), float(along.max()))
+    normal = eigenvectors[:, 0]
+    width = _width_across(flat, finite, centre, axis, normal, extent, thickness)
+    if width is None:
+        return Line.none("no profile across the structure")
+    if not math.isfinite(width):
+        return Line.none("no half-maximum width across the structure (it fills the image)")
+    # order the ends: from the top-left end (smaller col, then smaller row) for stable output
+    if (p1[1], p1[0]) < (p0[1], p0[0]):
+        p0, p1 = p1, p0
+    return Line((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])), width)
+
+
+def _width_across(
+    flat: NDArray[Any],
+    finite: NDArray[Any],
+    centre: NDArray[Any],
+    axis: NDArray[Any],
+    normal: NDArray[Any],
+    extent: tuple[float, float],
+    thickness: float,
+) -> float | None:
+    """Full width at half maximum (px) of the mean background-free intensity ``flat`` binned
+    by signed distance across the axis (``normal``), along the segment's ``extent`` on
+    ``axis``; NaN if it never falls to half, None if there is no profile across at all."""
     yy, xx = np.nonzero(finite)
     rel = np.stack([yy, xx], axis=1) - centre
     t = rel @ axis
-    d = rel @ eigenvectors[:, 0]
-    span = float(min(3 * thickness + 10, max(image.shape)))
-    inside = (t >= along.min()) & (t <= along.max()) & (np.abs(d) <= span)
+    d = rel @ normal
+    span = float(min(3 * thickness + 10, max(flat.shape)))
+    inside = (t >= extent[0]) & (t <= extent[1]) & (np.abs(d) <= span)
     step = 1.0
     bins = np.round(d[inside] / step).astype(np.int64)
     offset = round(span / step)
@@ -199,13 +242,110 @@ def find_line(
         across_profile = sums / counts
     filled = np.isfinite(across_profile)
     if filled.sum() < 3:
-        return Line.none("no profile across the structure")
+        return None
     grid = np.arange(across_profile.size)
     across_profile = np.interp(grid, grid[filled], across_profile[filled])
-    width = _fwhm(across_profile, step)
-    if not math.isfinite(width):
-        return Line.none("no half-maximum width across the structure (it fills the image)")
-    # order the ends: from the top-left end (smaller col, then smaller row) for stable output
-    if (p1[1], p1[0]) < (p0[1], p0[0]):
-        p0, p1 = p1, p0
-    return Line((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])), width)
+    return _fwhm(across_profile, step)
+
+
+def channel_index(data: xr.DataArray, channel: int | str) -> int:
+    """Index along ``C`` of ``channel`` (index, negative from the end, or name); 0 without C.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` has no such channel.
+    """
+    if "C" not in data.dims:
+        return 0
+    if isinstance(channel, str):
+        names = [str(c) for c in data["C"].values] if "C" in data.coords else []
+        if channel not in names:
+            raise ValueError(f"line_channel {channel!r} is not a channel of the data: {names}")
+        return names.index(channel)
+    if not -data.sizes["C"] <= channel < data.sizes["C"]:
+        raise ValueError(f"line_channel {channel} out of range: the data has {data.sizes['C']}")
+    return channel % data.sizes["C"]
+
+
+def find_lines(
+    data: xr.DataArray,
+    *,
+    reference: int = 0,
+    line_channel: int | str = 0,
+    z: str | None = "max",
+    fallback: int = 3,
+) -> list[tuple[Line, int]]:
+    """The :class:`Line` of each position of ``data`` and the timepoint it was found in.
+
+    Each position's line is found (:func:`find_line`) in the Z projection (``z``; max when
+    None) of timepoint ``reference`` of channel ``line_channel``. A position whose reference
+    frame shows no line (a failed acquisition) is tried at the next ``fallback`` timepoints; if
+    none shows one, its line is the reference frame's (with its ``reason``). Computes those
+    projections (one stack per position and try) on the current scheduler.
+
+    Parameters
+    ----------
+    data
+        Dims ``Y``, ``X`` and any of ``P`` (positions), ``T``, ``C``, ``Z``, ``S`` (summed).
+    reference
+        Timepoint index (negative from the end).
+    line_channel
+        Channel index or name.
+    z
+        Projection of the Z stack: ``"max"``, ``"mean"`` or ``"sum"``.
+    fallback
+        How many later timepoints to try when the reference frame shows no line.
+
+    Returns
+    -------
+    list of (Line, int)
+        One per position (one if ``data`` has no ``P`` dim), in order.
+
+    Raises
+    ------
+    ValueError
+        If ``reference`` or ``line_channel`` is out of range.
+    """
+    size_t = data.sizes.get("T", 1)
+    if "T" in data.dims and not -size_t <= reference < size_t:
+        raise ValueError(
+            f"reference timepoint {reference} out of range: the data has {size_t} timepoints"
+        )
+    reference %= size_t
+    view = _reference_view(data, line_channel)
+    count = view.sizes["P"]
+    found: list[tuple[Line, int] | None] = [None] * count
+    first: list[Any] = [None] * count
+    for t in range(reference, min(size_t, reference + fallback + 1)):
+        todo = [p for p in range(count) if found[p] is None]
+        if not todo:
+            break
+        frame = view.isel(P=todo)
+        if "T" in frame.dims:
+            frame = frame.isel(T=t)
+        if "Z" in frame.dims:
+            frame = getattr(frame, z or "max")("Z")
+        images = np.asarray(frame.transpose("P", "Y", "X").values, dtype=np.float64)
+        for p, image in zip(todo, images):
+            line = find_line(image)
+            if first[p] is None:
+                first[p] = line
+            if line.found:
+                found[p] = (line, t)
+    return [item if item is not None else (first[p], reference) for p, item in enumerate(found)]
+
+
+def _reference_view(data: xr.DataArray, line_channel: int | str) -> xr.DataArray:
+    """``data`` narrowed to the channel the lines are found in, with a ``P`` dim."""
+    view = data
+    if "C" in view.dims:
+        view = view.isel(C=channel_index(data, line_channel))
+    if "S" in view.dims:
+        view = view.sum("S")
+    extra = [d for d in view.dims if d not in ("P", "T", "Z", "Y", "X")]
+    if extra:
+        view = view.isel(dict.fromkeys(extra, 0))
+    if "P" not in view.dims:
+        view = view.expand_dims("P")
+    return view

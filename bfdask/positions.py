@@ -4,8 +4,11 @@ A Mark-and-Find time-lapse that was stopped and restarted stores every position 
 several series, one per acquisition block, e.g. ``Pre lesion 2x/Pos008_S001`` and
 ``22.5h to 41h pSCI/Pos008_S001``. :func:`open_positions` groups the series of a file by the
 ``position`` group of a regular expression matched on the series name, orders each group's
-series by acquisition time and concatenates them along ``T``, lazily (metadata only, no pixel
-reads), into one DataArray with dims ``(P, T, C, Z, Y, X)``.
+series by acquisition time and concatenates them along ``T``, lazily, into one DataArray with
+dims ``(P, T, C, Z, Y, X)``. Every series' metadata is read once, from one reader
+(:func:`bfdask.metadata.read_specs`); each stitched series is then opened as
+:func:`bfdask.open` opens it (:func:`bfdask.array.open_spec`), which for a LIF or a TIFF
+verifies its native pixel plan on a few planes.
 
 Time of each timepoint: the series' OME ``AcquisitionDate`` plus the plane's ``DeltaT`` (or
 ``T × TimeIncrement``), or what a user function returns. Positions acquire at different moments
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +30,17 @@ import numpy as np
 from .errors import PaddedPositionsWarning, PositionMismatchError, UnmatchedSeriesWarning
 
 if TYPE_CHECKING:
+    import dask.array as da
     import xarray as xr
+    from numpy.typing import NDArray
 
     from .metadata import ImageSpec
 
 #: default pattern: the ``Pos<NNN>`` part of a Leica Mark-and-Find series name
 DEFAULT_PATTERN = r"(?P<position>Pos\d+)"
 
-#: what ``z=`` accepts when the Z stacks of the blocks differ
-Z_POLICIES = ("error", "pad", "crop")
+#: what ``z_mismatch=`` accepts: what to do when the Z stacks of the blocks differ
+Z_MISMATCH = ("error", "pad", "crop")
 
 #: a user's time function: (series name, ImageSpec) -> seconds of its first timepoint, or one
 #: value per timepoint (seconds, any common origin)
@@ -43,13 +48,13 @@ TimeFunction = Callable[[str, "ImageSpec"], "float | Sequence[float]"]
 
 
 @dataclass(frozen=True)
-class Block:
-    """One series of a position: where it is, its label and the absolute time of each T."""
+class Acquisition:
+    """One series of a position (its acquisition block): the series' metadata, the block's
+    label and the absolute time of each T."""
 
-    series: int
-    name: str
+    spec: ImageSpec
     block: str
-    seconds: tuple[float, ...]  # per T, on one clock shared by every block of the file
+    seconds: tuple[float, ...]  # per T, on one clock shared by every series of the file
     datetimes: tuple[Any, ...]  # numpy datetime64[ms] per T (NaT if unknown)
 
 
@@ -74,7 +79,7 @@ def _datetime(text: str | None) -> np.datetime64 | None:
     return np.datetime64(stamp.to_datetime64(), "ms")
 
 
-def _relative_times(spec: ImageSpec) -> np.ndarray:
+def _relative_times(spec: ImageSpec) -> NDArray[Any]:
     """Seconds of each T from the series' start: plane DeltaT, else T × TimeIncrement."""
     if spec.timestamps and len(spec.timestamps) == spec.size_t:
         return np.asarray(spec.timestamps, float)
@@ -85,9 +90,9 @@ def _relative_times(spec: ImageSpec) -> np.ndarray:
     return np.full(spec.size_t, np.nan)
 
 
-def _block_times(
+def _acquisition_times(
     spec: ImageSpec, times: TimeFunction | None, path: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """(seconds on the file's shared clock, datetime64) of each T of one series."""
     relative = _relative_times(spec)
     acquired = _datetime(spec.acquisition_date)
@@ -135,7 +140,7 @@ def _natural_key(label: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
 
 
-def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z: str) -> None:
+def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z_mismatch: str) -> None:
     """Raise :class:`PositionMismatchError` if ``spec`` cannot be stacked with ``first``."""
     checks = [
         ("Y/X size", (first.size_y, first.size_x), (spec.size_y, spec.size_x)),
@@ -144,13 +149,13 @@ def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z: str) -> None:
         ("samples per pixel", first.samples, spec.samples),
         ("data type", first.dtype, spec.dtype),
     ]
-    if z == "error":
+    if z_mismatch == "error":
         checks.append(("Z size", first.size_z, spec.size_z))
     for what, a, b in checks:
         if a != b:
             hint = (
-                " Pass z='pad' (zeros beyond a short stack) or z='crop' (central planes of "
-                "the smallest stack) to stitch them anyway."
+                " Pass z_mismatch='pad' (zeros beyond a short stack) or z_mismatch='crop' "
+                "(central planes of the smallest stack) to stitch them anyway."
                 if what == "Z size"
                 else " Only series of the same kind can be stitched; choose them with a "
                 "narrower pattern."
@@ -176,7 +181,7 @@ def _fit_z(array: xr.DataArray, size_z: int, how: str) -> xr.DataArray:
     return padded
 
 
-def _pad_dtype(dtype: np.dtype) -> np.dtype:
+def _pad_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """The float dtype that holds ``dtype`` and NaN."""
     if np.issubdtype(dtype, np.floating):
         return dtype
@@ -188,14 +193,18 @@ def open_positions(
     pattern: str | re.Pattern[str] = DEFAULT_PATTERN,
     *,
     times: TimeFunction | None = None,
-    z: str = "error",
+    z_mismatch: str = "error",
     chunks: Mapping[str, Any] | None = None,
+    z: str | None = None,
 ) -> xr.DataArray:
     """Open every position of a file, its series stitched along T in acquisition order.
 
     Series are grouped by the ``position`` group of ``pattern`` searched in each series name;
     each group's series (acquisition blocks) are ordered by the time of their first timepoint
-    and concatenated along ``T``. Only metadata is read.
+    and concatenated along ``T``. Every series' metadata is read once (one reader); each
+    stitched series is then opened as :func:`bfdask.open` opens it, which for a LIF or a TIFF
+    verifies its native pixel plan on a few planes (read both natively and through
+    Bio-Formats). No other pixel is read until the array is computed.
 
     Parameters
     ----------
@@ -210,12 +219,14 @@ def open_positions(
         origin shared by all series): one number (its first timepoint; the others follow from
         its DeltaT/TimeIncrement) or one number per timepoint. Default: the series' OME
         ``AcquisitionDate`` plus each plane's ``DeltaT`` (else ``T × TimeIncrement``).
-    z
+    z_mismatch
         When the blocks' Z stacks differ: ``"error"`` (default), ``"pad"`` (zeros after the
         shorter stacks: they add nothing to a sum or max projection of non-negative data) or
         ``"crop"`` (the central planes of every stack, as many as the smallest has).
     chunks
         Passed to :func:`bfdask.open` for every series.
+    z
+        Former name of ``z_mismatch`` (a ``FutureWarning``; removed in the next release).
 
     Returns
     -------
@@ -233,11 +244,11 @@ def open_positions(
     ------
     ValueError
         ``pattern`` has no ``position`` group, matches no series, a series has no time (no
-        AcquisitionDate and no ``times``), or ``z`` is unknown.
+        AcquisitionDate and no ``times``), or ``z_mismatch`` is unknown.
     PositionMismatchError
         Two series to be stitched differ in Y/X size, channel count or names, samples per
-        pixel, data type, or Z size (with ``z="error"``); the message names both series (a
-        ``ValueError``).
+        pixel, data type, or Z size (with ``z_mismatch="error"``); the message names both
+        series (a ``ValueError``).
 
     Warns
     -----
@@ -246,89 +257,142 @@ def open_positions(
     PaddedPositionsWarning
         When short positions were padded with NaN.
     """
-    import dask.array as da
     import xarray as xr
 
-    from . import list_series, read_spec
-    from . import open as bf_open
+    from .metadata import read_specs
 
+    if z is not None:
+        if z_mismatch != "error":
+            raise TypeError("open_positions takes z_mismatch= (or the old name z=), not both")
+        warnings.warn(
+            "open_positions(z=...) is now open_positions(z_mismatch=...): z= names the Z "
+            "projection in bfdask.profile. z= will be removed in the next release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        z_mismatch = z
     regex = re.compile(pattern) if isinstance(pattern, str) else pattern
     if "position" not in regex.groupindex:
         raise ValueError(
             f"pattern {regex.pattern!r} has no named group 'position'; write it as e.g. "
             r"r'(?P<position>Pos\d+)'."
         )
-    if z not in Z_POLICIES:
-        raise ValueError(f"z must be one of {Z_POLICIES}, not {z!r}")
+    if z_mismatch not in Z_MISMATCH:
+        raise ValueError(f"z_mismatch must be one of {Z_MISMATCH}, not {z_mismatch!r}")
     where = os.fspath(path)
-    infos = list_series(path)
-    groups: dict[str, list[tuple[int, str, str]]] = {}
-    unmatched = []
-    for info in infos:
-        match = regex.search(info.name)
-        if match is None or match.group("position") is None:
-            unmatched.append(info.name)
-            continue
-        groups.setdefault(match.group("position"), []).append(
-            (info.index, info.name, _block_label(info.name, match))
+    groups = _group(read_specs(path), regex, where)
+    first = next(iter(groups.values()))[0][0]
+    members = [spec for group in groups.values() for spec, _ in group]
+    for spec in members:
+        _check_same(where, first, spec, z_mismatch)
+    size_z = {
+        "error": first.size_z,
+        "pad": max(spec.size_z for spec in members),
+        "crop": min(spec.size_z for spec in members),
+    }[z_mismatch]
+    positions = {
+        label: sorted(
+            (_acquisition(spec, block, times, where) for spec, block in group),
+            key=lambda a: (a.seconds[0], a.spec.series),
         )
+        for label, group in groups.items()
+    }
+    labels = sorted(positions, key=_natural_key)
+    stacked = [_stitch(positions[label], chunks, z_mismatch, size_z) for label in labels]
+    data, padded = _pad(where, labels, stacked, np.dtype(first.dtype))
+    coords: dict[Hashable, Any] = {
+        name: coord for name, coord in stacked[0].coords.items() if "T" not in coord.dims
+    }
+    coords.update(_time_coords(labels, positions, data.shape[1]))
+    attrs: dict[str, Any] = {
+        "path": first.path,
+        "pattern": regex.pattern,
+        "positions": len(labels),
+        "padded": padded,
+        "z_policy": z_mismatch,
+    }
+    for key in ("physical_size_x", "physical_size_y", "physical_size_z"):
+        value = getattr(first, key)
+        if value is not None:
+            attrs[key] = value
+    dims = ("P", *stacked[0].dims)
+    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="positions")
+
+
+def _group(
+    specs: Sequence[ImageSpec], regex: re.Pattern[str], where: str
+) -> dict[str, list[tuple[ImageSpec, str]]]:
+    """The series of each position (``(spec, block label)``, file order), positions in the
+    order first met; warns about the series ``regex`` does not match."""
+    groups: dict[str, list[tuple[ImageSpec, str]]] = {}
+    unmatched = []
+    for spec in specs:
+        match = regex.search(spec.series_name)
+        if match is None or match.group("position") is None:
+            unmatched.append(spec.series_name)
+            continue
+        block = _block_label(spec.series_name, match)
+        groups.setdefault(match.group("position"), []).append((spec, block))
     if not groups:
         raise ValueError(
-            f"pattern {regex.pattern!r} matches none of the {len(infos)} series of {where!r} "
-            f"(e.g. {[i.name for i in infos[:5]]}); bfdask.list_series(path) lists them."
+            f"pattern {regex.pattern!r} matches none of the {len(specs)} series of {where!r} "
+            f"(e.g. {[s.series_name for s in specs[:5]]}); bfdask.list_series(path) lists them."
         )
     if unmatched:
         warnings.warn(
             f"{len(unmatched)} series of {where!r} do not match {regex.pattern!r} and are left "
             f"out: {unmatched}",
             UnmatchedSeriesWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return groups
 
-    specs = {
-        index: read_spec(path, index) for members in groups.values() for index, _, _ in members
-    }
-    first = specs[next(iter(groups.values()))[0][0]]
-    for spec in specs.values():
-        _check_same(where, first, spec, z)
-    size_z = {
-        "error": first.size_z,
-        "pad": max(s.size_z for s in specs.values()),
-        "crop": min(s.size_z for s in specs.values()),
-    }[z]
 
-    positions: dict[str, list[Block]] = {}
-    for label, members in groups.items():
-        blocks = []
-        for index, name, block in members:
-            seconds, stamps = _block_times(specs[index], times, where)
-            blocks.append(Block(index, name, block, tuple(seconds), tuple(stamps)))
-        blocks.sort(key=lambda b: (b.seconds[0], b.series))
-        positions[label] = blocks
-    labels = sorted(positions, key=_natural_key)
-    origin = min(b.seconds[0] for blocks in positions.values() for b in blocks)
-    lengths = {label: sum(len(b.seconds) for b in positions[label]) for label in labels}
-    size_t = max(lengths.values())
+def _acquisition(
+    spec: ImageSpec, block: str, times: TimeFunction | None, where: str
+) -> Acquisition:
+    seconds, stamps = _acquisition_times(spec, times, where)
+    return Acquisition(spec, block, tuple(seconds), tuple(stamps))
 
-    stacked = []
-    for label in labels:
-        parts = []
-        for b in positions[label]:
-            part = bf_open(path, series=b.series, chunks=chunks, ome=False)
-            part = part.drop_vars("T", errors="ignore")
-            if z != "error":
-                part = _fit_z(part, size_z, z)
-            parts.append(part)
-        stacked.append(xr.concat(parts, dim="T", join="override", combine_attrs="drop"))
-    padded = {label: size_t - lengths[label] for label in labels if lengths[label] < size_t}
-    dtype = np.dtype(first.dtype)
+
+def _stitch(
+    acquisitions: Sequence[Acquisition],
+    chunks: Mapping[str, Any] | None,
+    z_mismatch: str,
+    size_z: int,
+) -> xr.DataArray:
+    """One position: its series opened (as :func:`bfdask.open`) and concatenated along T."""
+    import xarray as xr
+
+    from .array import open_spec
+
+    parts = []
+    for acquisition in acquisitions:
+        part = open_spec(acquisition.spec, chunks=chunks).drop_vars("T", errors="ignore")
+        if z_mismatch != "error":
+            part = _fit_z(part, size_z, z_mismatch)
+        parts.append(part)
+    stitched: xr.DataArray = xr.concat(parts, dim="T", join="override", combine_attrs="drop")
+    return stitched
+
+
+def _pad(
+    where: str, labels: Sequence[str], stacked: Sequence[xr.DataArray], dtype: np.dtype[Any]
+) -> tuple[da.Array, dict[str, int]]:
+    """The positions stacked along a new first axis, the short ones padded with NaN at the end
+    of T (and the timepoints added to each, by label)."""
+    import dask.array as da
+
+    lengths = [item.sizes["T"] for item in stacked]
+    size_t = max(lengths)
+    padded = {label: size_t - n for label, n in zip(labels, lengths) if n < size_t}
     if padded:
         dtype = _pad_dtype(dtype)
         warnings.warn(
             f"positions with fewer timepoints than the longest ({size_t}) are padded with NaN "
             f"in {where!r}: " + ", ".join(f"{k} +{n}" for k, n in padded.items()),
             PaddedPositionsWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     arrays = []
     for item in stacked:
@@ -343,65 +407,44 @@ def open_positions(
             )
             array = da.concatenate([array, tail], axis=0)
         arrays.append(array)
-    data = da.stack(arrays, axis=0)
+    return da.stack(arrays, axis=0), padded
 
+
+def _time_coords(
+    labels: Sequence[str], positions: Mapping[str, Sequence[Acquisition]], size_t: int
+) -> dict[str, Any]:
+    """The coordinates ``P``, ``T`` and, over ``(P, T)``, ``time``, ``datetime``, ``block``,
+    ``series``."""
+    import xarray as xr
+
+    origin = min(a.seconds[0] for acquisitions in positions.values() for a in acquisitions)
     time = np.full((len(labels), size_t), np.nan)
     stamp = np.full((len(labels), size_t), np.datetime64("NaT"), "datetime64[ms]")
     block = np.full((len(labels), size_t), "", dtype=object)
     series = np.full((len(labels), size_t), -1, dtype=np.int64)
     for p, label in enumerate(labels):
         t = 0
-        for b in positions[label]:
-            n = len(b.seconds)
-            time[p, t : t + n] = np.asarray(b.seconds) - origin
-            stamp[p, t : t + n] = np.asarray(b.datetimes, "datetime64[ms]")
-            block[p, t : t + n] = b.block
-            series[p, t : t + n] = b.series
+        for a in positions[label]:
+            n = len(a.seconds)
+            time[p, t : t + n] = np.asarray(a.seconds) - origin
+            stamp[p, t : t + n] = np.asarray(a.datetimes, "datetime64[ms]")
+            block[p, t : t + n] = a.block
+            series[p, t : t + n] = a.spec.series
             t += n
-    dims = ("P", *stacked[0].dims)
-    coords: dict[str, Any] = {
-        name: coord for name, coord in stacked[0].coords.items() if "T" not in coord.dims
+    return {
+        "P": xr.Variable("P", np.asarray(labels, dtype=object)),
+        "T": xr.Variable("T", np.arange(size_t), {"long_name": "timepoint of the position"}),
+        "time": xr.Variable(("P", "T"), time, {"units": "s", "since": _origin_text(stamp)}),
+        "datetime": xr.Variable(("P", "T"), stamp),
+        "block": xr.Variable(("P", "T"), block),
+        "series": xr.Variable(("P", "T"), series),
     }
-    coords["P"] = xr.Variable("P", np.asarray(labels, dtype=object))
-    coords["T"] = xr.Variable("T", np.arange(size_t), {"long_name": "timepoint of the position"})
-    coords["time"] = xr.Variable(("P", "T"), time, {"units": "s", "since": _origin_text(stamp)})
-    coords["datetime"] = xr.Variable(("P", "T"), stamp)
-    coords["block"] = xr.Variable(("P", "T"), block)
-    coords["series"] = xr.Variable(("P", "T"), series)
-    attrs: dict[str, Any] = {
-        "path": first.path,
-        "pattern": regex.pattern,
-        "positions": len(labels),
-        "padded": dict(padded),
-        "z_policy": z,
-    }
-    for key in ("physical_size_x", "physical_size_y", "physical_size_z"):
-        value = getattr(first, key)
-        if value is not None:
-            attrs[key] = value
-    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="positions")
 
 
-def _origin_text(stamps: np.ndarray) -> str:
+def _origin_text(stamps: NDArray[Any]) -> str:
     """The first acquisition as ISO text ('' when the file records no dates)."""
     valid = stamps[~np.isnat(stamps)]
     return str(valid.min()) if valid.size else ""
-
-
-def position_tables(
-    stats: xr.Dataset,
-) -> list[tuple[str, xr.Dataset]]:
-    """Split a (P, T, ...) Dataset into one Dataset per position, padded timepoints dropped."""
-    if "P" not in stats.dims:
-        return [(str(stats.attrs.get("series_name", "")), stats)]
-    out = []
-    for p in range(stats.sizes["P"]):
-        one = stats.isel(P=p)
-        if "time" in one.coords:
-            keep = np.isfinite(np.asarray(one["time"].values, float))
-            one = one.isel(T=np.nonzero(keep)[0])
-        out.append((str(one["P"].values), one))
-    return out
 
 
 __all__ = [

@@ -21,9 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 #: the statistics known by name
 BUILTINS = ("min", "max", "mean", "min_max_ratio", "slope", "missing")
@@ -37,7 +40,8 @@ class StatsSpec:
     """Which statistics to compute and their options (small, picklable: travels to tasks)."""
 
     names: tuple[str, ...]
-    funcs: tuple[Callable[[np.ndarray], Any] | None, ...]  # None: the built-in of that name
+    #: a function of the profile, a built-in under another name, or None: the built-in ``name``
+    funcs: tuple[Callable[[NDArray[Any]], Any] | _Builtin | None, ...]
     slope_sigma: float = 0.0
     baseline_n: int = 5
     baseline: float | None = None
@@ -75,7 +79,8 @@ def parse_stats(
         items = [(item if isinstance(item, str) else _name_of(item), item) for item in stats]
     if not items:
         raise ValueError(f"stats names no statistic; choose from {BUILTINS} or pass callables")
-    names, funcs = [], []
+    names: list[str] = []
+    funcs: list[Callable[[NDArray[Any]], Any] | _Builtin | None] = []
     for name, item in items:
         if isinstance(item, str):
             if item not in BUILTINS:
@@ -120,7 +125,7 @@ class _Builtin:
     name: str
 
 
-def slope(profile: np.ndarray, step: float = 1.0, sigma: float = 0.0) -> float:
+def slope(profile: NDArray[Any], step: float = 1.0, sigma: float = 0.0) -> float:
     """``|Δintensity / Δdistance|`` between the minimum and the maximum of ``profile``.
 
     ``step`` is the distance between samples; ``sigma`` (samples) smooths first (Gaussian).
@@ -139,7 +144,7 @@ def slope(profile: np.ndarray, step: float = 1.0, sigma: float = 0.0) -> float:
     return float(abs((values[high] - values[low]) / ((high - low) * step)))
 
 
-def missing(profile: np.ndarray, n: int = 5, baseline: float | None = None) -> float:
+def missing(profile: NDArray[Any], n: int = 5, baseline: float | None = None) -> float:
     """Fluorescence missing under the baseline: ``sum(max(baseline - profile, 0))``.
 
     The baseline is ``baseline`` if given, else the mean of the first and last ``n`` samples.
@@ -153,7 +158,7 @@ def missing(profile: np.ndarray, n: int = 5, baseline: float | None = None) -> f
     return float(np.clip(baseline - values, 0.0, None).sum())
 
 
-def _builtin(name: str, values: np.ndarray, spec: StatsSpec, step: float) -> float:
+def _builtin(name: str, values: NDArray[Any], spec: StatsSpec, step: float) -> float:
     if values.size == 0 or not np.isfinite(values).all():
         return math.nan
     if name == "min":
@@ -172,7 +177,7 @@ def _builtin(name: str, values: np.ndarray, spec: StatsSpec, step: float) -> flo
     raise ValueError(f"unknown statistic {name!r}")  # parse_stats prevents this
 
 
-def compute_stats(profile: np.ndarray, spec: StatsSpec, step: float = 1.0) -> np.ndarray:
+def compute_stats(profile: NDArray[Any], spec: StatsSpec, step: float = 1.0) -> NDArray[Any]:
     """Every statistic of ``spec`` on one 1-D profile, as float64 (NaN profile: NaN for the
     built-ins; a user function sees the profile as it is).
 

@@ -196,9 +196,9 @@ def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 
 
 def test_cli_defaults_name_the_librarys_own() -> None:
-    """The CLI keeps its own copies (it imports no heavy module to parse arguments)."""
+    """The CLI's defaults are the library's own objects (one definition each)."""
     from bfdask import cli, positions, stats
 
-    assert cli.DEFAULT_PATTERN == positions.DEFAULT_PATTERN
-    assert cli.BUILTINS == stats.BUILTINS
+    assert cli.DEFAULT_PATTERN is positions.DEFAULT_PATTERN
+    assert cli.BUILTINS is stats.BUILTINS
     assert set(cli.STATS.split(",")) <= set(stats.BUILTINS)

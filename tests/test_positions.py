@@ -117,7 +117,7 @@ def test_stitched_in_acquisition_order(stitched_file: Path) -> None:
 
 def test_no_padding_keeps_dtype_and_is_lazy(stitched_file: Path) -> None:
     with pytest.warns(UnmatchedSeriesWarning):
-        data = bfdask.open_positions(stitched_file, r"(?P<position>Pos004)", z="error")
+        data = bfdask.open_positions(stitched_file, r"(?P<position>Pos004)", z_mismatch="error")
     assert data.dtype == np.uint16 and data.sizes["P"] == 1 and data.attrs["padded"] == {}
     assert data.chunks is not None  # dask, nothing read
 
@@ -160,14 +160,17 @@ def test_mismatches(tmp_path: Path) -> None:
     with pytest.raises(bfdask.PositionMismatchError, match="channel count 2 vs 1"):
         bfdask.open_positions(chans)
     deep = write(tmp_path / "deep.ome.tif", two, {1: (2, 5, 12, 10)})
-    with pytest.raises(bfdask.PositionMismatchError, match=r"Z size 3 vs 5.*z=.pad."):
+    with pytest.raises(bfdask.PositionMismatchError, match=r"Z size 3 vs 5.*z_mismatch=.pad."):
         bfdask.open_positions(deep)
-    padded = bfdask.open_positions(deep, z="pad")
+    padded = bfdask.open_positions(deep, z_mismatch="pad")
     assert padded.sizes["Z"] == 5
     np.testing.assert_array_equal(padded.values[0, :2, :, 3:], 0)
     np.testing.assert_array_equal(padded.values[0, 2:], pixels(1, 2, (2, 5, 12, 10)))
-    cropped = bfdask.open_positions(deep, z="crop")
+    cropped = bfdask.open_positions(deep, z_mismatch="crop")
     np.testing.assert_array_equal(cropped.values[0, 2:], pixels(1, 2, (2, 5, 12, 10))[:, :, 1:4])
+    with pytest.warns(FutureWarning, match="z_mismatch"):  # the old name, for one release
+        old = bfdask.open_positions(deep, z="crop")
+    np.testing.assert_array_equal(old.values, cropped.values)
     undated = write(tmp_path / "undated.ome.tif", [("A/Pos001_S001", None, 2, 60.0)])
     with pytest.raises(ValueError, match=r"no acquisition date.*times="):
         bfdask.open_positions(undated)

@@ -18,7 +18,9 @@ from skimage.measure import profile_line
 
 import bfdask
 from bfdask import demo
-from bfdask._profile import profile_block
+from bfdask.geometry import SampledLine
+from bfdask.sampling import BlockTask, LineSpec, profile_block, profile_plane
+from bfdask.stats import StatsSpec
 
 LIF = DATA / "lif" / "xz-example.lif"
 CZI = DATA / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi"
@@ -270,11 +272,25 @@ def test_graph_one_task_per_block_no_pixel_outputs(tmp_path: Path, line: str) ->
 
 
 def test_profile_block_is_pure_numpy() -> None:
-    from bfdask._profile import LineSpec
-
     block = np.arange(2 * 3 * 20 * 30, dtype=np.uint16).reshape(2, 3, 20, 30)
-    spec = LineSpec(src=(2, 1), dst=(17, 28), linewidth=3, z="max")
-    out = profile_block(block, spec)
+    line = SampledLine(src=(2, 1), dst=(17, 28), linewidth=3)
+    task = BlockTask(
+        lines=(line,),
+        p_axis=None,
+        each=False,
+        c_axis=None,
+        line_channel=0,
+        linewidth=None,
+        z="max",
+        order=1,
+        mode="reflect",
+        cval=0.0,
+        reduce_func=None,
+        stats=StatsSpec((), ()),
+        scale=(1.0, 1.0),
+        n_profile=32,  # the samples skimage takes along this line
+    )
+    out = profile_block(block, task)
     expected = [profile_line(block[i].max(0), (2, 1), (17, 28), linewidth=3) for i in range(2)]
     np.testing.assert_array_equal(out, np.asarray(expected))
 
@@ -399,8 +415,6 @@ def test_rgb_samples_profile_separately(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32", "bool"])
 def test_cached_sample_points_give_skimages_profile_exactly(dtype: str) -> None:
     """bfdask computes a line's sample points once; the profile must still be skimage's."""
-    from bfdask._profile import LineSpec, _profile_plane
-
     rng = np.random.default_rng(11)
     plane = (rng.random((70, 90)) * 4000).astype(dtype)
     lines = [((5.0, 3.0), (60.0, 85.0)), ((65.5, 2.25), (4.0, 40.0)), ((30, 80), (30, 5))]
@@ -417,7 +431,7 @@ def test_cached_sample_points_give_skimages_profile_exactly(dtype: str) -> None:
                         if reduce_func is not None:
                             kwargs["reduce_func"] = reduce_func
                         expected = profile_line(plane, src, dst, cval=7.0, **kwargs)
-                        np.testing.assert_array_equal(_profile_plane(plane, spec), expected)
+                        np.testing.assert_array_equal(profile_plane(plane, spec), expected)
 
 
 def test_bad_timepoints_says_what_it_takes(fake_file: Path) -> None:

@@ -14,7 +14,7 @@ from skimage.measure import profile_line
 
 import bfdask
 from bfdask import demo
-from bfdask._profile import LINE_FIELDS
+from bfdask.geometry import LINE_FIELDS
 from bfdask.positions import PaddedPositionsWarning
 from bfdask.stats import parse_stats
 
