@@ -15,24 +15,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import config as _config  # registers bfdask's dask config defaults
+from . import errors as _errors
 from .deprecation import keyword_selectors
-from .errors import (
-    BfdaskError,
-    CorruptFileError,
-    CorruptFileWarning,
-    FileChangedError,
-    JavaMemoryError,
-    JVMError,
-    NativePixelsError,
-    OutputExistsError,
-    OutsideDatasetError,
-    PaddedPositionsWarning,
-    PositionMismatchError,
-    SeriesIndexError,
-    TruncatedFileWarning,
-    UnmatchedSeriesWarning,
-    UnsupportedFormatError,
-)
+from .errors import *  # noqa: F403 - the whole exception family is public
 from .metadata import ImageSpec, SeriesInfo
 
 if TYPE_CHECKING:
@@ -45,25 +30,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 del _config
 
-__all__ = [
-    "BfdaskError",
-    "CorruptFileError",
-    "CorruptFileWarning",
-    "FileChangedError",
+_PUBLIC = (
     "ImageSpec",
-    "JVMError",
     "JVMPlugin",
-    "JavaMemoryError",
-    "NativePixelsError",
-    "OutputExistsError",
-    "OutsideDatasetError",
-    "PaddedPositionsWarning",
-    "PositionMismatchError",
-    "SeriesIndexError",
     "SeriesInfo",
-    "TruncatedFileWarning",
-    "UnmatchedSeriesWarning",
-    "UnsupportedFormatError",
     "__version__",
     "bad_timepoints",
     "find_line",
@@ -77,13 +47,15 @@ __all__ = [
     "read_spec",
     "start_jvm",
     "to_ome_zarr",
-]
+)
+#: the exception family, then the rest (several load on first use: see _LAZY)
+__all__ = [*_errors.__all__, *_PUBLIC]
 
 # Parts that import heavier libraries (scikit-image, distributed) load on first use.
 _LAZY = {
     "profile": "bfdask._profile",  # private module name: a module "profile" would shadow
     "profile_series": "bfdask._profile",  # the function bfdask.profile once imported
-    "bad_timepoints": "bfdask._profile",
+    "bad_timepoints": "bfdask.quality",
     "JVMPlugin": "bfdask.cluster",
     "open_positions": "bfdask.positions",
     "find_line": "bfdask.line",

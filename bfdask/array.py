@@ -102,21 +102,13 @@ class BlockSource:
         return block
 
     def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> np.ndarray:
+        layout = ("dtype", "samples", "little_endian", "interleaved", "stamp", "damage")
         return readers.read_block(
             self.path,
             self.series,
             self.resolution,
-            ranges["T"],
-            ranges["C"],
-            ranges["Z"],
-            ranges["Y"],
-            ranges["X"],
-            dtype=self.dtype,
-            samples=self.samples,
-            little_endian=self.little_endian,
-            interleaved=self.interleaved,
-            stamp=self.stamp,
-            damage=self.damage,
+            *(ranges[dim] for dim in "TCZYX"),
+            **{name: getattr(self, name) for name in layout},
         )
 
 
@@ -315,15 +307,14 @@ def open_series(
     series: int | str = 0,
     resolution: int = 0,
     *,
-    chunks: Mapping[str, Any] | None = None,
-    dims: str = "TCZYX",
     ome: bool = True,
     pixels: str | None = None,
-    lazy: bool = False,
+    **options: Any,
 ) -> Any:
     """Implementation of :func:`bfdask.open` and the engine's ``open_dataset``: the series'
-    metadata read once, then :func:`open_spec`."""
+    metadata read once, then :func:`open_spec` (``options``: its ``dims``, ``chunks``,
+    ``lazy``)."""
     mode = pixels_mod.resolve_mode(pixels)  # a bad value fails before any Java work
     spec = metadata.read_spec(path, series, resolution)
     ome_xml = metadata.series_ome_xml(spec.path, spec.series) if ome else None
-    return open_spec(spec, dims=dims, chunks=chunks, ome_xml=ome_xml, pixels=mode, lazy=lazy)
+    return open_spec(spec, ome_xml=ome_xml, pixels=mode, **options)

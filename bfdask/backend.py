@@ -93,18 +93,10 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         return tree
 
     def open_groups_as_dict(  # type: ignore[override]
-        self,
-        filename_or_obj: str | os.PathLike[Any],
-        *,
-        drop_variables: str | Iterable[str] | None = None,
-        dims: str = "TCZYX",
-        ome: bool = True,
-        pixels: str | None = None,
+        self, filename_or_obj: str | os.PathLike[Any], **keywords: Any
     ) -> dict[str, xr.Dataset]:
-        """The nodes of :meth:`open_datatree` by path (``"/"`` is the file's root)."""
-        tree = self.open_datatree(
-            filename_or_obj, drop_variables=drop_variables, dims=dims, ome=ome, pixels=pixels
-        )
+        """The nodes of :meth:`open_datatree` (same keywords) by path (``"/"``: the root)."""
+        tree = self.open_datatree(filename_or_obj, **keywords)
         return {node.path: node.to_dataset() for node in tree.subtree}
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

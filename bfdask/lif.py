@@ -23,7 +23,6 @@ import os
 import re
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ import numpy as np
 from . import safexml
 from .errors import CorruptFileError, NativePixelsError
 from .files import FileStamp
-from .native import NativeRecipe, Plane, plane_error, read_rows, read_runs
+from .native import NativeRecipe, Planes, Window, plane_error, read_rows, read_runs
 from .order import plane_position
 
 if TYPE_CHECKING:
@@ -425,15 +424,10 @@ def rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, left // stride))
 
 
-def read_planes(
-    recipe: NativeRecipe,
-    out: np.ndarray,
-    planes: Sequence[Plane],
-    y: tuple[int, int],
-    x: tuple[int, int],
-) -> None:
+def read_planes(recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window) -> None:
     """Read ``planes`` with ``preadv`` straight into ``out``: whole planes that follow each
     other in the file in one call, the others (or tiles) row by row."""
+    y, x = window
     located = sorted((int(_offset(recipe, index)), at) for index, at in planes)
     row_bytes = recipe.row_bytes
     fd = os.open(recipe.path, os.O_RDONLY)

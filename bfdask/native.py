@@ -40,6 +40,9 @@ READERS = {
 
 #: a plane to read: (its Bio-Formats index, its (t, c, z) position in the output block)
 Plane = tuple[int, tuple[int, int, int]]
+Planes = Sequence[Plane]
+#: the part of each plane to read: rows ``(y0, y1)``, columns ``(x0, x1)``
+Window = tuple[tuple[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -70,22 +73,15 @@ class NativeRecipe:
     @classmethod
     def of(cls, spec: ImageSpec, reader: str, kind: str, layout: Hashable = None) -> NativeRecipe:
         """The recipe of ``spec`` for the module ``reader``."""
+        same = ("path", "stamp", "series", "samples", "dtype", "little_endian")
+        sizes = {f"size_{d}": getattr(spec, f"size_{d}") for d in "zctyx"}
         return cls(
             reader=reader,
             kind=kind,
-            path=spec.path,
-            stamp=spec.stamp,
-            series=spec.series,
             order=spec.dimension_order,
-            size_z=spec.size_z,
-            size_c=spec.size_c,
-            size_t=spec.size_t,
-            size_y=spec.size_y,
-            size_x=spec.size_x,
-            samples=spec.samples,
-            dtype=spec.dtype,
-            little_endian=spec.little_endian,
             layout=layout,
+            **sizes,
+            **{name: getattr(spec, name) for name in same},
         )
 
     @property
@@ -143,20 +139,16 @@ class NativeFormat(Protocol):
         """How many whole rows of plane ``index`` a truncated file still holds."""
 
     def read_planes(
-        self,
-        recipe: NativeRecipe,
-        out: np.ndarray,
-        planes: Sequence[Plane],
-        y: tuple[int, int],
-        x: tuple[int, int],
+        self, recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window
     ) -> None:
-        """Read ``planes`` (rows ``y``, columns ``x``) into ``out`` ``(T, C, Z, Y, X[, S])``,
-        native byte order; a plane that cannot be read raises :func:`plane_error`."""
+        """Read ``planes`` (the rows and columns of ``window``) into ``out``, shaped
+        ``(T, C, Z, Y, X[, S])``, in native byte order; a plane that cannot be read raises
+        :func:`plane_error`."""
 
 
 def reader(name: str) -> NativeFormat:
     """The module named ``name`` (a value of :data:`READERS`) as a :class:`NativeFormat`."""
-    return cast(NativeFormat, importlib.import_module(f"{__package__}.{name}"))
+    return cast("NativeFormat", importlib.import_module(f"{__package__}.{name}"))
 
 
 def plan(spec: ImageSpec) -> NativeRecipe:
@@ -292,7 +284,7 @@ def read_block(
         for ci in range(*c)
         for zi in range(*z)
     ]
-    reader(recipe.reader).read_planes(recipe, out, planes, y, x)
+    reader(recipe.reader).read_planes(recipe, out, planes, (y, x))
     files.check_unchanged(recipe.path, recipe.stamp)  # changed while we read: may be mixed
     if count:
         files.count_planes(len(planes))

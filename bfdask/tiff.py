@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ import numpy as np
 from . import handles, safexml
 from .errors import NativePixelsError
 from .files import FileStamp
-from .native import NativeRecipe, Plane, plane_error, read_rows
+from .native import NativeRecipe, Planes, Window, plane_error, read_rows
 
 if TYPE_CHECKING:
     from .metadata import ImageSpec
@@ -334,15 +333,10 @@ def rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, left // recipe.row_bytes))
 
 
-def read_planes(
-    recipe: NativeRecipe,
-    out: np.ndarray,
-    planes: Sequence[Plane],
-    y: tuple[int, int],
-    x: tuple[int, int],
-) -> None:
+def read_planes(recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window) -> None:
     """Read ``planes``: uncompressed contiguous pages with ``preadv`` straight into ``out``,
     the others decoded by tifffile; in (file, offset) order."""
+    y, x = window
     table = table_of(recipe)
     jobs = sorted((int(table.file[i]), int(table.offset[i]), i, at) for i, at in planes)
     fds: dict[int, int] = {}
