@@ -115,6 +115,8 @@ class JVMPlugin(WorkerPlugin):
         if jvm.is_running():
             jvm.ensure()  # attach this thread: closing a reader is a Java call
         handles.close_all()  # Java readers and every other open file handle
+        if jvm.is_running():
+            readers.close_orphans()  # readers of task threads that ended
         for variable, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(variable, None)

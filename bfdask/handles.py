@@ -14,10 +14,12 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
 
 
 class Handle(Protocol):
@@ -49,6 +51,12 @@ class _ThreadHandles:
 _local = threading.local()
 _all: weakref.WeakSet[_ThreadHandles] = weakref.WeakSet()
 _all_lock = threading.Lock()
+#: threads holding handles that must be closed from the thread itself before it ends (Java
+#: readers: a Java call needs the thread attached). Held strongly, by thread id, because a
+#: thread's locals may already be gone when its last callback runs.
+_by_thread: dict[int, _ThreadHandles] = {}
+#: the key kinds that need it (see :func:`put`)
+ATTACHED_KINDS = ("java",)
 
 
 def _kind(key: Hashable) -> object:
@@ -102,6 +110,9 @@ def put(key: Hashable, handle: H) -> H:
     handles beyond :func:`limit`."""
     mine = _thread()
     mine.handles[key] = handle
+    if _kind(key) in ATTACHED_KINDS:
+        with _all_lock:
+            _by_thread[threading.get_ident()] = mine
     bound = limit()
     while len(mine.handles) > bound:
         _, evicted = mine.handles.popitem(last=False)
@@ -110,10 +121,13 @@ def put(key: Hashable, handle: H) -> H:
 
 
 def close_thread(kind: str | None = None) -> None:
-    """Close the calling thread's handles (of ``kind`` only, if given)."""
+    """Close the calling thread's handles (of ``kind`` only, if given); called as the thread
+    ends (:func:`bfdask.jvm.at_thread_exit`), when its locals may already be gone."""
     mine: _ThreadHandles | None = getattr(_local, "handles", None)
-    if mine is not None:
-        mine.close_all(kind)
+    with _all_lock:
+        held = _by_thread.pop(threading.get_ident(), None) if kind is None else None
+    for handles in {id(h): h for h in (mine, held) if h is not None}.values():
+        handles.close_all(kind)
 
 
 def close_all(kind: str | None = None, under: str | None = None) -> None:

@@ -22,15 +22,19 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import config, czi, mrc, native, readers, tiff
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
-from .metadata import ImageSpec
-from .native import NativeRecipe
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .metadata import ImageSpec
+    from .native import NativeRecipe
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ def _compare(spec: ImageSpec, recipe: NativeRecipe, index: int, y: tuple[int, in
     reader = readers.get_reader(spec.path, spec.series, spec.resolution)
     if reader.plane_index(z, c, t) != index:
         return Verdict(f"plane {index}: Bio-Formats' index of (z={z}, c={c}, t={t}) differs")
-    expected: np.ndarray | None = None
+    expected: NDArray[Any] | None = None
     java_error: CorruptFileError | None = None
     try:
         expected = reader.read_plane(
@@ -131,7 +135,9 @@ def _compare(spec: ImageSpec, recipe: NativeRecipe, index: int, y: tuple[int, in
     return Verdict()
 
 
-def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = None) -> Verdict:
+def verify(
+    spec: ImageSpec, recipe: NativeRecipe, missing: NDArray[np.integer[Any]] | None = None
+) -> Verdict:
     """Compare a few planes read natively with Bio-Formats' ``openBytes``.
 
     ``missing`` (:func:`missing_planes`) are left out: the last plane still in the file is
@@ -163,7 +169,7 @@ def verify(spec: ImageSpec, recipe: NativeRecipe, missing: np.ndarray | None = N
     return verdict
 
 
-def _truncation_note(spec: ImageSpec, missing: np.ndarray) -> str:
+def _truncation_note(spec: ImageSpec, missing: NDArray[np.integer[Any]]) -> str:
     count = spec.size_z * spec.size_c * spec.size_t
     return (
         f"{spec.path!r} is truncated or damaged: {missing.size} of {count} planes of series "
@@ -202,7 +208,7 @@ class _Plan:
     recipe: NativeRecipe | None = None
     problem: str | None = None  # why the recipe is not used
     level: int = logging.INFO  # how loudly to log ``problem``
-    missing: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    missing: NDArray[np.integer[Any]] = field(default_factory=lambda: np.empty(0, np.int64))
     compared: int = 0  # planes found identical both ways
     zero_planes_missing: bool = False
     truncation: list[str] = field(default_factory=list)  # TruncatedFileWarning
@@ -240,8 +246,8 @@ def _plan(spec: ImageSpec) -> _Plan:
             plan.missing = np.union1d(plan.missing, verdict.damaged).astype(np.int64)
     if plan.recipe is None:
         _extent_without_plan(spec, plan)
-    if tiff.is_tiff(spec.path):  # any TIFF-based format: OME-TIFF, ImageJ, LSM, SVS...
-        note = tiff.structure_note(spec.path, spec.stamp)
+    if not plan.truncation and tiff.is_tiff(spec.path):  # any TIFF-based format (LSM, SVS..)
+        note = tiff.structure_note(spec.path, spec.stamp)  # (a file cut short: said already)
         if note is not None:
             plan.damage.append(note)
     return plan

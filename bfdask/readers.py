@@ -24,12 +24,11 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import config, handles, jvm
-from .damage import Damage
 from .errors import (
     BfdaskError,
     CorruptFileError,
@@ -42,8 +41,13 @@ from .files import planes_read as planes_read  # re-exported: tests and diagnost
 from .javaerrors import JavaThrown, call_quietly, javabridge_exception, translate_java_error
 from .order import plane_index
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .damage import Damage
+
 #: Bio-Formats pixel type name -> numpy dtype (native byte order)
-PIXEL_TYPES: dict[str, np.dtype] = {
+PIXEL_TYPES: dict[str, np.dtype[Any]] = {
     "int8": np.dtype("int8"),
     "uint8": np.dtype("uint8"),
     "int16": np.dtype("int16"),
@@ -107,8 +111,9 @@ def open_timeout(path: str) -> float:
     """Seconds Bio-Formats may take to read the structure of ``path`` (``setId``).
 
     The setting ``bfdask.reader.open-timeout`` (env ``BFDASK_OPEN_TIMEOUT``; 0 turns the bound
-    off), else 10 s plus 1 s per 100 MB of file: a damaged file whose structure loops fails
-    within seconds, a real 400 GB file may take minutes.
+    off), else 20 s plus 1 s per 100 MB of file: a damaged file whose structure loops fails
+    within seconds, a real 400 GB file may take minutes, and a first open on a loaded machine
+    (Bio-Formats' classes loading) has room.
     """
     value = config.get("bfdask.reader.open-timeout")
     if value is not None and str(value).strip() != "":
@@ -117,7 +122,7 @@ def open_timeout(path: str) -> float:
         size = os.path.getsize(path)
     except OSError:
         size = 0
-    return 10.0 + size / 100e6
+    return 20.0 + size / 100e6
 
 
 def _set_id(reader: Any, path: str) -> None:
@@ -262,16 +267,25 @@ class Reader:
             self.call("setResolution", "(I)V", resolution)
 
     def close(self) -> None:
-        """Close the Java reader (its file handles); safe to call twice."""
+        """Close the Java reader (its file handles); safe to call twice.
+
+        A thread that is ending has lost its Java environment before its last callbacks run:
+        its readers are then handed to :func:`close_orphans`, which the next Java call of any
+        thread runs (else their files would stay open until Java's garbage collector).
+        """
         if self.java is None:
             return
         import javabridge
 
+        java, self.java = self.java, None
+        if javabridge.get_env() is None:
+            with _orphans_lock:
+                _orphans.append(java)
+            return
         try:
-            javabridge.call(self.java, "close", "()V")
+            javabridge.call(java, "close", "()V")
         except javabridge.JavaException:
             pass
-        self.java = None
 
     def _java_buffer(self, nbytes: int) -> Any:
         """A Java byte[] of exactly ``nbytes``, reused from the last call when it fits."""
@@ -300,11 +314,11 @@ class Reader:
         index: int,
         y: tuple[int, int],
         x: tuple[int, int],
-        dtype: np.dtype,
+        dtype: np.dtype[Any],
         little_endian: bool,
         samples: int,
         interleaved: bool,
-    ) -> np.ndarray:
+    ) -> NDArray[Any]:
         """Plane ``index`` (rows ``y``, columns ``x``) as a new numpy array ``(Y, X[, S])``.
 
         One JNI ``openBytes`` into a reused ``byte[]`` and javabridge's copy of it into a fresh
@@ -336,6 +350,7 @@ class Reader:
                     f"{MARKED_TAIL - int(unwritten[0])} bytes are missing). The file is "
                     "probably truncated or damaged; check it opens in Fiji/showinf."
                 )
+        plane: NDArray[Any]
         if dtype == np.bool_:
             plane = raw != 0
         else:
@@ -357,7 +372,7 @@ class Reader:
         y: tuple[int, int],
         x: tuple[int, int],
         mark: int,
-    ) -> np.ndarray:
+    ) -> NDArray[np.uint8]:
         """``openBytes`` into ``buffer`` after filling its last bytes with ``mark``; a copy."""
         start = max(0, nbytes - MARKED_TAIL)
         env.call_static_method(self._arrays, self._fill, buffer, start, nbytes, mark)
@@ -368,7 +383,7 @@ class Reader:
         if thrown is not None:
             env.exception_clear()
             raise _plane_error(JavaThrown(thrown), self, index)
-        raw: np.ndarray = env.get_byte_array_elements(buffer)
+        raw: NDArray[np.uint8] = env.get_byte_array_elements(buffer)
         return raw
 
     def plane_index(self, z: int, c: int, t: int) -> int:
@@ -392,13 +407,34 @@ KIND = "java"
 
 
 def _close_thread_readers() -> None:
-    handles.close_thread(KIND)
+    handles.close_thread()  # every handle of the ending thread, while it is still attached
+
+
+#: Java readers of threads that ended, waiting to be closed by an attached thread
+_orphans: list[Any] = []
+_orphans_lock = threading.Lock()
+
+
+def close_orphans() -> None:
+    """Close the readers of threads that ended (see :meth:`Reader.close`); the calling thread
+    must be attached to the JVM."""
+    import javabridge
+
+    with _orphans_lock:
+        pending = _orphans[:]
+        del _orphans[:]
+    for java in pending:
+        try:
+            javabridge.call(java, "close", "()V")
+        except javabridge.JavaException:
+            pass
 
 
 def close_all() -> None:
     """Close every Java reader this process has open, in every thread (at exit, or to free
     files). Call it only while no task is reading."""
     handles.close_all(KIND)
+    close_orphans()
 
 
 def open_readers() -> int:
@@ -413,6 +449,8 @@ def get_reader(path: str, series: int = 0, resolution: int = 0) -> Reader:
     process's one handle cache (:mod:`bfdask.handles`): per thread, least recently used closed.
     """
     jvm.ensure()
+    if _orphans:
+        close_orphans()
     key = (KIND, path)
     reader: Reader | None = handles.get(
         key, lambda r: r.java is not None and file_stamp(path) == r.stamp
@@ -444,7 +482,7 @@ def read_block(
     interleaved: bool | None = None,
     stamp: FileStamp | None = None,
     damage: Damage | None = None,
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Read pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of one series as a numpy array.
 
     Parameters
@@ -488,7 +526,7 @@ def read_block(
     """
     check_unchanged(path, stamp)
     np_dtype = np.dtype(dtype)
-    shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
+    shape: tuple[int, ...] = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if samples > 1:
         shape = (*shape, samples)
     if 0 in shape:  # an empty selection: nothing to read (and Java rejects a 0-byte plane)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 #: Bio-Formats pixel type -> the numpy dtype bfdask must give (written out here, independently
 #: of bfdask.readers.PIXEL_TYPES, so that the tests check it)
@@ -52,6 +55,10 @@ def no_file_left_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     if jvm.is_running():
         jvm.ensure()  # attach this thread: closing a Java reader is a Java call
     handles.close_all(under=str(base))
+    if jvm.is_running():
+        from bfdask import readers
+
+        readers.close_orphans()  # readers of threads that ended during the test
     leaked = _open_files_under(base)
     assert not leaked, f"files left open after the test: {leaked}"
 
