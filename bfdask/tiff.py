@@ -21,17 +21,20 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from . import handles, safexml
 from .errors import NativePixelsError
-from .files import FileStamp
-from .native import NativeRecipe, Planes, Window, plane_error, read_rows
+from .native import NativeRecipe, plane_error, read_rows
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .files import FileStamp
     from .metadata import ImageSpec
+    from .native import Planes, Window
 
 
 class TiffLayoutError(ValueError):
@@ -48,11 +51,12 @@ class PageTable:
     """
 
     files: tuple[str, ...]
-    file: np.ndarray
-    page: np.ndarray
-    offset: np.ndarray
-    nbytes: np.ndarray
-    end: np.ndarray  # byte just past the plane's last strip or tile, in its file (0: unknown)
+    file: NDArray[np.int32]
+    page: NDArray[np.int64]
+    offset: NDArray[np.int64]
+    nbytes: NDArray[np.int64]
+    #: the byte just past the plane's last strip or tile, in its file (0: unknown)
+    end: NDArray[np.int64]
     big_endian: bool
 
 
@@ -163,7 +167,7 @@ def _data_end(page: Any) -> int:
     return max(ends, default=0)
 
 
-def _locate(page: Any, dtype: np.dtype, samples: int) -> tuple[int, int]:
+def _locate(page: Any, dtype: np.dtype[Any], samples: int) -> tuple[int, int]:
     """(offset, nbytes) of an uncompressed, contiguous page in the plane's layout, else (-1, 0)."""
     if (
         page.compression != 1
@@ -227,7 +231,7 @@ def page_table(
             if not ome and len(pages) != count:
                 raise TiffLayoutError(f"{len(pages)} IFDs for {count} planes")
             for i, ifd in wanted:
-                page = pages[ifd]
+                page = cast("tifffile.TiffPage", pages[ifd])  # a TiffFrame only if useframes
                 if page.is_reduced:
                     raise TiffLayoutError(f"IFD {ifd} is a reduced image")
                 if (page.imagelength, page.imagewidth) != yx:
@@ -264,11 +268,11 @@ def _tifffile(path: str, stamp: FileStamp | None) -> Any:
     return tif
 
 
-def decode_page(path: str, stamp: FileStamp | None, page: int) -> np.ndarray:
+def decode_page(path: str, stamp: FileStamp | None, page: int) -> NDArray[Any]:
     """IFD ``page`` of ``path`` decoded by tifffile, as ``(Y, X[, S])``."""
     tif = _tifffile(path, stamp)
     tiff_page = tif.pages[page]
-    data = tiff_page.asarray()
+    data: NDArray[Any] = tiff_page.asarray()
     if tiff_page.samplesperpixel > 1 and tiff_page.planarconfig == 2:
         data = np.moveaxis(data, 0, -1)
     return data
@@ -314,7 +318,7 @@ def describe(recipe: NativeRecipe) -> str:
     return "OME-TIFF TiffData pages" if recipe.kind == "ome-tiff" else "TIFF pages in IFD order"
 
 
-def missing_planes(recipe: NativeRecipe) -> np.ndarray:
+def missing_planes(recipe: NativeRecipe) -> NDArray[np.intp]:
     """Plane indices whose strips or tiles (compressed or not) end past the end of their file
     (truncated, or offsets damaged)."""
     table = table_of(recipe)
@@ -333,7 +337,7 @@ def rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, left // recipe.row_bytes))
 
 
-def read_planes(recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window) -> None:
+def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window: Window) -> None:
     """Read ``planes``: uncompressed contiguous pages with ``preadv`` straight into ``out``,
     the others decoded by tifffile; in (file, offset) order."""
     y, x = window
@@ -405,21 +409,31 @@ def structure_note(path: str, stamp: FileStamp | None = None) -> str | None:
     log = _Log()
     logger = logging.getLogger("tifffile")
     logger.addHandler(log)
+    size = os.path.getsize(path)
     try:
         with tifffile.TiffFile(path) as tif:
             count = len(tif.pages)  # walks the whole chain
             first = tif.pages[0] if count else None
             description = getattr(first, "description", "") or ""
+            past_end = [i for i, page in enumerate(tif.pages) if _data_end(page) > size]
     except Exception as exc:  # tifffile cannot read the structure Bio-Formats opened
         return f"{path!r} is damaged: its TIFF structure cannot be read ({exc})"
     finally:
         logger.removeHandler(log)
-    broken = [m for m in log.messages if any(key in m for key in _BROKEN)]
-    if broken:
+    said = [m.split("> ", 1)[-1] for m in log.messages]
+    if any(key in m for m in said for key in _BROKEN):
         return (
             f"{path!r} is truncated or damaged: its chain of images breaks after image "
-            f"{count - 1} ({broken[0].split('> ', 1)[-1]}); Bio-Formats shows only the images "
-            "before the break, so the shape may differ from the original's"
+            f"{count - 1} ({said[0]}); Bio-Formats shows only the images before the break, "
+            "so the shape may differ from the original's"
+        )
+    if said:  # any other complaint: a tag of the wrong type, pointing past the end...
+        return f"{path!r} is damaged: its TIFF structure is not sound ({said[0]})"
+    if past_end:
+        return (
+            f"{path!r} is truncated or damaged: the data of {len(past_end)} of its {count} "
+            f"images (from image {past_end[0]}) runs past its end ({size} bytes); Bio-Formats "
+            "pads what is missing"
         )
     return _description_note(path, description)
 
