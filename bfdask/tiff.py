@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
@@ -429,6 +430,13 @@ def structure_note(path: str, stamp: FileStamp | None = None) -> str | None:
         )
     if said:  # any other complaint: a tag of the wrong type, pointing past the end...
         return f"{path!r} is damaged: its TIFF structure is not sound ({said[0]})"
+    imagej = re.search(r"^images=(\d+)$", description, re.MULTILINE)
+    if description.startswith("ImageJ=") and imagej and 1 < count < int(imagej[1]):
+        return (
+            f"{path!r} is truncated or damaged: its ImageJ metadata describes "
+            f"{int(imagej[1])} images, its chain of images holds {count}; Bio-Formats may "
+            "read it with another shape"
+        )
     if past_end:
         return (
             f"{path!r} is truncated or damaged: the data of {len(past_end)} of its {count} "

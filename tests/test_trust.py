@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import warnings
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import distributed
 import numpy as np
@@ -24,6 +24,9 @@ import tifffile
 from shared_data import DATA, MAKE_LIF, requires_data, requires_make_lif
 
 import bfdask
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def copy_of(name: str, directory: Path, new_name: str | None = None) -> Path:
@@ -360,4 +363,16 @@ def test_an_ome_tiff_whose_ome_xml_no_longer_parses_warns(tmp_path):
     damaged = tmp_path / source.name
     damaged.write_bytes(raw)
     with pytest.warns(bfdask.CorruptFileWarning, match="OME-XML does not parse"):
+        bfdask.open(damaged)
+
+
+@requires_data
+def test_an_imagej_file_whose_chain_holds_fewer_images_than_its_metadata_warns(tmp_path):
+    """Zeroing the second image's directory leaves 2 of 10 images in the chain: Bio-Formats
+    then reads another shape (22 Z planes instead of 5 T x 2 C), without a word (imagej#1)."""
+    raw = bytearray((DATA / "imagej-tiff" / "ijtiff_2ch_ij.tif").read_bytes())
+    raw[4283 : 4283 + 256] = bytes(256)
+    damaged = tmp_path / "ijtiff_2ch_ij.tif"
+    damaged.write_bytes(raw)
+    with pytest.warns(bfdask.CorruptFileWarning, match="describes 10 images.*holds 2"):
         bfdask.open(damaged)
