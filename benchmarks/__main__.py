@@ -1,5 +1,8 @@
 """``python -m benchmarks [--quick] [--out DIR] [--work DIR] [--keep]``: bfdask's benchmark suite.
 
+``python -m benchmarks fuzz [...]`` runs the damaged-file campaign instead (``benchmarks/fuzz.py``,
+``--help`` for its options) and writes only its own section of ``RESULTS.md``.
+
 Writes ``RESULTS.md``, ``results.json`` and PNG plots to ``--out`` (default: this folder).
 ``--quick`` shrinks every file to a few MB and runs each measurement once (a CI smoke test of
 seconds, not results). Test files go under ``--work`` (default ``/tmp/bfdask-bench``) and are
@@ -53,6 +56,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fuzz"]:
+        from . import fuzz
+
+        return fuzz.main(argv[1:])
     args = _parse(argv)
     if args.out is None:
         if args.quick:
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list[Any]) -> None:
     """RESULTS.md, results.json and the PNGs from measured sections."""
-    from . import dimorder, report
+    from . import dimorder, fuzz, report
 
     sec = sections.get("dimorder")
     if sec is not None:  # the worded answer is derived from the stored numbers
@@ -187,7 +195,10 @@ def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list
     figures = report.plots(sections, out)
     analysis = report.analysis(sections, extra)
     text = report.render(sections, env, target_table, figures, extra, analysis)
-    (out / "RESULTS.md").write_text(text)
+    old = out / "RESULTS.md"
+    # the fuzz campaign's section (python -m benchmarks fuzz) is kept, not measured here
+    text = fuzz.keep_section(old.read_text() if old.exists() else "", text)
+    old.write_text(text)
     (out / "results.json").write_text(
         json.dumps(
             {
