@@ -13,12 +13,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 MB = 1e6  # throughput is reported in MB/s with MB = 10**6 bytes
 REPO = Path(__file__).resolve().parent.parent

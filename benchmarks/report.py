@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._util import Section, Table, load_average
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def targets(sections: dict[str, Section]) -> Table:

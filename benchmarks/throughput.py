@@ -15,8 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +33,9 @@ from ._util import (
     tiff_planes,
     write_ome_tiff,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # -- the ways of reading a file (each returns something and is timed whole) ------------------
 

@@ -9,8 +9,6 @@ Importing bfdask starts no JVM; the first read (or metadata call) in each proces
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +16,12 @@ from . import config as _config  # registers bfdask's dask config defaults
 from . import errors as _errors
 from .deprecation import keyword_selectors
 from .errors import *  # noqa: F403 - the whole exception family is public
-from .metadata import ImageSpec, SeriesInfo
+from .metadata import ImageSpec, SeriesInfo  # noqa: TC001 - public: bfdask.ImageSpec
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping
+
     import xarray
 
 try:

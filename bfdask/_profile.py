@@ -15,7 +15,6 @@ soon as it was imported.)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +34,8 @@ from .sampling import Z_PROJECTIONS, BlockTask, profile_block
 from .stats import StatsArg, StatsSpec, parse_stats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+
     import dask.array as da
     import xarray as xr
 

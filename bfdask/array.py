@@ -10,9 +10,8 @@ or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
@@ -22,11 +21,18 @@ from . import chunks as chunks_mod
 from . import metadata, readers
 from . import native as native_mod
 from . import pixels as pixels_mod
-from .damage import Damage
-from .files import FileStamp
-from .metadata import ImageSpec
-from .native import NativeRecipe
-from .pixels import Choice
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import xarray as xr
+    from numpy.typing import NDArray
+
+    from .damage import Damage
+    from .files import FileStamp
+    from .metadata import ImageSpec
+    from .native import NativeRecipe
+    from .pixels import Choice
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class BlockSource:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def __getitem__(self, key: Any) -> NDArray[Any]:
         """Read the pixels ``key`` selects: numpy basic and orthogonal indexing per axis.
 
         The smallest (T, C, Z, Y, X) box holding the selection is read (so dask can fuse a
@@ -101,7 +107,7 @@ class BlockSource:
                 block = np.take(block, item, axis=axis)
         return block
 
-    def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> np.ndarray:
+    def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
         layout = ("dtype", "samples", "little_endian", "interleaved", "stamp", "damage")
         return readers.read_block(
             self.path,
@@ -170,7 +176,7 @@ def to_dask(
     name = "bfdask-" + tokenize(
         spec.path, spec.stamp, spec.series, spec.resolution, dims, plan, source_kind
     )
-    return da.from_array(
+    array: da.Array = da.from_array(
         source,
         chunks=tuple(plan[d] for d in dims),
         name=name,
@@ -180,6 +186,7 @@ def to_dask(
         meta=np.empty((0,) * len(dims), dtype=spec.dtype),
         inline_array=False,
     )
+    return array
 
 
 def coords(spec: ImageSpec) -> dict[str, Any]:
@@ -233,7 +240,7 @@ def labeled(
     data: Any,
     ome_xml: str | None = None,
     choice: Choice | None = None,
-) -> Any:
+) -> xr.DataArray:
     """``data`` (shaped as ``spec`` in the order ``dims``) as a labeled ``xarray.DataArray``.
 
     ``data`` is the dask array of :func:`to_dask` for :func:`bfdask.open`, or a lazily indexed
@@ -259,7 +266,7 @@ def open_spec(
     pixels: str | None = None,
     choice: Choice | None = None,
     lazy: bool = False,
-) -> Any:
+) -> xr.DataArray:
     """The labeled, lazy ``xarray.DataArray`` of one series whose metadata is already read.
 
     The one place a series is opened: :func:`bfdask.open`, the xarray engine, the DataTree,
@@ -310,7 +317,7 @@ def open_series(
     ome: bool = True,
     pixels: str | None = None,
     **options: Any,
-) -> Any:
+) -> xr.DataArray:
     """Implementation of :func:`bfdask.open` and the engine's ``open_dataset``: the series'
     metadata read once, then :func:`open_spec` (``options``: its ``dims``, ``chunks``,
     ``lazy``)."""

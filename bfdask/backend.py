@@ -13,12 +13,13 @@ when it looks one up).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from xarray.backends import BackendEntrypoint
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import xarray as xr
 
 
@@ -102,7 +103,7 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """True for the suffixes of Bio-Formats' formats that no other common engine reads."""
         try:
-            name = os.fspath(filename_or_obj).lower()
+            name: str = os.fspath(filename_or_obj).lower()
         except TypeError:
             return False
         return name.endswith(_SUFFIXES)
@@ -110,16 +111,18 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
 
 def _path(filename_or_obj: Any) -> str:
     try:
-        return os.fspath(filename_or_obj)
+        path: str = os.fspath(filename_or_obj)
     except TypeError:
         raise TypeError(
             "engine='bioformats' opens files by path (str or os.PathLike); Bio-Formats cannot "
             f"read from {type(filename_or_obj).__name__} objects."
         ) from None
+    return path
 
 
 def _drop(dataset: xr.Dataset, drop_variables: str | Iterable[str] | None) -> xr.Dataset:
     if not drop_variables:
         return dataset
     names = [drop_variables] if isinstance(drop_variables, str) else list(drop_variables)
-    return dataset.drop_vars(names, errors="ignore")
+    dropped: xr.Dataset = dataset.drop_vars(names, errors="ignore")  # typed Any by xarray
+    return dropped

@@ -9,13 +9,14 @@ tiles; a plane larger than Java's 2 GB array limit is always read in tiles.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.config
 import dask.utils
 from dask.array.core import normalize_chunks
 
-from .metadata import ImageSpec
+if TYPE_CHECKING:
+    from .metadata import ImageSpec
 
 JAVA_MAX_ARRAY = 2**31 - 16
 

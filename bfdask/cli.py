@@ -15,13 +15,15 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .commands import series_argument
 from .positions import DEFAULT_PATTERN
 from .stats import BUILTINS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = logging.getLogger("bfdask")
 

@@ -21,12 +21,10 @@ path every worker sees.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +34,12 @@ import numpy as np
 from .errors import OutputExistsError
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     import dask.array as da
     import xarray as xr
+    from numpy.typing import NDArray
 
 NGFF_VERSION = "0.4"
 #: largest Y/X edge of one zarr chunk (bioformats2raw's default tile size)
@@ -406,6 +408,8 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
 def _halve(array: da.Array) -> da.Array:
     """The 2x2 mean in Y and X (an odd last row or column is dropped), block by block: the
     blocks are made even-sized first, so each output block comes from one input block."""
+    import dask.array as da
+
     for axis in (3, 4):
         size, blocks = array.shape[axis], array.chunks[axis]
         if size % 2:
@@ -414,10 +418,11 @@ def _halve(array: da.Array) -> da.Array:
         if any(b % 2 for b in blocks):
             array = array.rechunk({axis: max(2, blocks[0] // 2 * 2)})
     chunks = (*array.chunks[:3], *(tuple(b // 2 for b in array.chunks[a]) for a in (3, 4)))
-    return array.map_blocks(_mean_2x2, chunks=chunks, dtype=array.dtype)
+    halved: da.Array = da.map_blocks(_mean_2x2, array, chunks=chunks, dtype=array.dtype)
+    return halved
 
 
-def _mean_2x2(block: np.ndarray) -> np.ndarray:
+def _mean_2x2(block: NDArray[Any]) -> NDArray[Any]:
     """Mean of each 2x2 pixel square of the last two axes, rounded half up for integers.
 
     Four strided adds in a wider type (4x faster than ``np.mean`` over a reshaped view).
@@ -445,7 +450,7 @@ def _mean_2x2(block: np.ndarray) -> np.ndarray:
 # -- metadata -----------------------------------------------------------------------------------
 
 
-def _attrs(image: _Image, n_levels: int, window: np.ndarray | None) -> dict[str, Any]:
+def _attrs(image: _Image, n_levels: int, window: NDArray[Any] | None) -> dict[str, Any]:
     """The image group's ``multiscales`` and ``omero`` attributes (NGFF 0.4)."""
     axes: list[dict[str, str]] = []
     for dim in "TCZYX":
@@ -486,7 +491,7 @@ def _attrs(image: _Image, n_levels: int, window: np.ndarray | None) -> dict[str,
     return {"multiscales": [multiscale], "omero": _omero(image, window)}
 
 
-def _omero(image: _Image, window: np.ndarray | None) -> dict[str, Any]:
+def _omero(image: _Image, window: NDArray[Any] | None) -> dict[str, Any]:
     dtype = np.dtype(image.array.dtype)
     low, high = (
         (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if dtype.kind in "iu" else (0, 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
 
 CZI_FORMAT = "Zeiss CZI"
 SEGMENT_HEADER = 32
@@ -33,12 +34,12 @@ class Extent:
     problem: str  # the directory itself cannot be read ("" when it can)
 
 
-def _segment(f: object, position: int, size: int) -> tuple[bytes, int] | None:
+def _segment(f: BinaryIO, position: int, size: int) -> tuple[bytes, int] | None:
     """(id, used size) of the segment at ``position``; None if its header is not there."""
     if position < 0 or position + SEGMENT_HEADER > size:
         return None
-    f.seek(position)  # type: ignore[attr-defined]
-    header = f.read(SEGMENT_HEADER)  # type: ignore[attr-defined]
+    f.seek(position)
+    header = f.read(SEGMENT_HEADER)
     if len(header) < SEGMENT_HEADER:
         return None
     ident, _allocated, used = struct.unpack("<16sqq", header)
@@ -71,7 +72,7 @@ def extent(path: str) -> Extent:
         return _subblocks(f, table, count, size)
 
 
-def _subblocks(f: object, table: bytes, count: int, size: int) -> Extent:
+def _subblocks(f: BinaryIO, table: bytes, count: int, size: int) -> Extent:
     """Check each directory entry's subblock segment."""
     missing, first, at = 0, -1, 0
     for _ in range(count):

@@ -11,12 +11,16 @@ zeros Bio-Formats pads it with. No Java here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import CorruptFileError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+    from numpy.typing import NDArray
 
 
 def runs(indices: Iterable[int]) -> tuple[tuple[int, int], ...]:
@@ -60,7 +64,7 @@ class Damage:
                 "damaged (see the data's attrs['damage']). Is the file complete?"
             )
 
-    def check_read(self, plane: np.ndarray, index: int, path: str, series: int) -> None:
+    def check_read(self, plane: NDArray[Any], index: int, path: str, series: int) -> None:
         """Raise if ``plane``, as Bio-Formats read it, is the zeros it pads missing data with."""
         if self.zero_planes_missing and not plane.any():
             raise CorruptFileError(

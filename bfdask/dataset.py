@@ -30,11 +30,14 @@ import os
 import re
 import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import config, safexml
 from .errors import OutsideDatasetError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: the setting that lets a dataset read files outside its folder
 ALLOW_KEY = "bfdask.reader.allow-outside-files"

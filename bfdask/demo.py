@@ -9,8 +9,6 @@ timepoint of one series is a failed acquisition: almost no fluorescence.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
 #: brightness of the channels (a fifth channel repeats the first)

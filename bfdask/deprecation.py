@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,8 +42,8 @@ def keyword_selectors(*names: str) -> Callable[[Callable[P, R]], Callable[P, R]]
                     if name in kwargs:
                         raise TypeError(f"{func.__name__}() got multiple values for {name!r}")
                     kwargs[name] = value
-            return cast(Callable[..., R], func)(path, **kwargs)
+            return cast("Callable[..., R]", func)(path, **kwargs)
 
-        return cast(Callable[P, R], call)
+        return cast("Callable[P, R]", call)
 
     return decorate

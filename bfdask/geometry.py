@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,8 @@ import numpy as np
 from .line import find_lines, status_code
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import xarray as xr
     from numpy.typing import NDArray
 

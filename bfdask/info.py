@@ -7,12 +7,14 @@ read, so it is as fast on a 400 GB file as on a small one.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -107,4 +107,5 @@ def javabridge_exception() -> type[Exception]:
     """javabridge's exception class (javabridge is importable once the JVM runs)."""
     import javabridge
 
-    return javabridge.JavaException
+    java_exception: type[Exception] = javabridge.JavaException
+    return java_exception

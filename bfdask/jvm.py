@@ -23,12 +23,14 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import JVMError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _MiB = 1 << 20
 _GiB = 1 << 30
@@ -499,9 +501,10 @@ def info() -> dict[str, Any]:
     import javabridge
 
     def prop(name: str) -> str:
-        return javabridge.static_call(
+        value: str = javabridge.static_call(
             "java/lang/System", "getProperty", "(Ljava/lang/String;)Ljava/lang/String;", name
         )
+        return value
 
     runtime = javabridge.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
     return {

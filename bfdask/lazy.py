@@ -6,7 +6,7 @@ as a dask task; ``preferred_chunks`` tells xarray's ``chunks=`` bfdask's own chu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from xarray.backends import BackendArray
@@ -15,6 +15,8 @@ from xarray.core import indexing
 from .chunks import plan
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from .array import BlockSource
     from .metadata import ImageSpec
 
@@ -34,10 +36,11 @@ class BioformatsBackendArray(BackendArray):
         self.shape = source.shape
         self.dtype = np.dtype(source.dtype)
 
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> NDArray[Any]:
+        block: NDArray[Any] = indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.OUTER, self.source.__getitem__
         )
+        return block
 
 
 def preferred_chunks(spec: ImageSpec, dims: str) -> dict[str, int | tuple[int, ...]]:

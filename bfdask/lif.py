@@ -25,18 +25,21 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from . import safexml
 from .errors import CorruptFileError, NativePixelsError
-from .files import FileStamp
-from .native import NativeRecipe, Planes, Window, plane_error, read_rows, read_runs
+from .native import NativeRecipe, plane_error, read_rows, read_runs
 from .order import plane_position
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .files import FileStamp
     from .metadata import ImageSpec
+    from .native import Planes, Window
 
 LIF_MAGIC = 0x70
 LIF_MEM = 0x2A
@@ -80,7 +83,7 @@ class LifImage:
         return self.offset + self.extent > file_size
 
 
-def _read_exact(f, n: int, path: str) -> bytes:  # type: ignore[no-untyped-def]
+def _read_exact(f: BinaryIO, n: int, path: str) -> bytes:
     data = f.read(n)
     if len(data) != n:
         raise _damaged(path, f"its LIF structure ends early (at byte {f.tell()})")
@@ -273,7 +276,7 @@ def _layout(
         bits = tuple(int(c.get("Resolution", "0")) for c in channels)
     except ValueError as exc:
         raise LifLayoutError(f"{name}: a channel field is not a number ({exc})") from None
-    common = {
+    common: dict[str, Any] = {  # the LifImage fields every tile shares
         "size_x": by_id[1][0],
         "size_y": by_id[row_id][0],
         "size_z": z_n,
@@ -407,7 +410,7 @@ def _offset(recipe: NativeRecipe, index: Any) -> Any:
     return planes.offset + c_offsets[c] + z * planes.z_stride + t * planes.t_stride
 
 
-def missing_planes(recipe: NativeRecipe) -> np.ndarray:
+def missing_planes(recipe: NativeRecipe) -> NDArray[np.intp]:
     """Plane indices whose bytes lie (partly) past the end of the file."""
     ends = (
         _offset(recipe, np.arange(recipe.count, dtype=np.int64))
@@ -424,7 +427,7 @@ def rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, left // stride))
 
 
-def read_planes(recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window) -> None:
+def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window: Window) -> None:
     """Read ``planes`` with ``preadv`` straight into ``out``: whole planes that follow each
     other in the file in one call, the others (or tiles) row by row."""
     y, x = window

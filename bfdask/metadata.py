@@ -8,17 +8,20 @@ few fields a task needs (see :mod:`bfdask.array`).
 from __future__ import annotations
 
 import math
-import os
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import precheck, readers, safexml
 from .errors import SeriesIndexError
-from .files import FileStamp
 from .javaerrors import java_class_name
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from .files import FileStamp
 
 
 @dataclass(frozen=True)

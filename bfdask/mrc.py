@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 MRC_FORMAT = "Medical Research Council"
 HEADER_BYTES = 1024
@@ -30,13 +34,13 @@ def data_offset(path: str) -> int | None:
         return None
     stamp = header[212]
     order = ">" if stamp == 0x11 else "<"
-    (extended,) = struct.unpack_from(order + "i", header, 92)
+    extended: int = struct.unpack_from(order + "i", header, 92)[0]
     if extended < 0:
         return None
     return HEADER_BYTES + extended
 
 
-def missing_planes(path: str, plane_bytes: int, count: int) -> np.ndarray:
+def missing_planes(path: str, plane_bytes: int, count: int) -> NDArray[np.int64]:
     """Plane indices (of ``count`` planes of ``plane_bytes`` each) that lie, wholly or in part,
     past the end of the file."""
     start = data_offset(path)

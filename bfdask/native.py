@@ -25,10 +25,12 @@ import numpy as np
 
 from . import files
 from .errors import BfdaskError, CorruptFileError, NativePixelsError
-from .files import FileStamp
 from .order import plane_index, plane_position
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .files import FileStamp
     from .metadata import ImageSpec
 
 #: Bio-Formats format name -> the module (in this package) that reads it natively
@@ -132,14 +134,14 @@ class NativeFormat(Protocol):
     def describe(self, recipe: NativeRecipe) -> str:
         """How the plan maps planes, in a few words (for ``attrs["pixels_reason"]``)."""
 
-    def missing_planes(self, recipe: NativeRecipe) -> np.ndarray:
+    def missing_planes(self, recipe: NativeRecipe) -> NDArray[np.integer[Any]]:
         """Plane indices whose bytes lie (partly) past the end of their file."""
 
     def rows_in_file(self, recipe: NativeRecipe, index: int) -> int:
         """How many whole rows of plane ``index`` a truncated file still holds."""
 
     def read_planes(
-        self, recipe: NativeRecipe, out: np.ndarray, planes: Planes, window: Window
+        self, recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window: Window
     ) -> None:
         """Read ``planes`` (the rows and columns of ``window``) into ``out``, shaped
         ``(T, C, Z, Y, X[, S])``, in native byte order; a plane that cannot be read raises
@@ -190,9 +192,9 @@ def plane_error(recipe: NativeRecipe, index: int, path: str, problem: str) -> Co
     )
 
 
-def pread_into(fd: int, target: np.ndarray, offset: int) -> None:
+def pread_into(fd: int, target: NDArray[Any], offset: int) -> None:
     """Fill ``target`` (contiguous) with the file's bytes from ``offset``; EOFError if short."""
-    view = memoryview(target).cast("B")
+    view = target.data.cast("B")  # target.data: memoryview(target)
     done = os.preadv(fd, [view], offset)
     while 0 < done < len(view):  # a short read (rare): go on from where it stopped
         step = os.preadv(fd, [view[done:]], offset + done)
@@ -204,7 +206,7 @@ def pread_into(fd: int, target: np.ndarray, offset: int) -> None:
 
 
 def read_runs(
-    fd: int, out: np.ndarray, planes: list[tuple[int, Any]], plane_bytes: int
+    fd: int, out: NDArray[Any], planes: list[tuple[int, Any]], plane_bytes: int
 ) -> list[tuple[int, Any]]:
     """Read whole planes ``(file offset, where in out)`` that follow each other in the file
     with one ``preadv`` per run (one buffer per plane, up to IOV_MAX of them). Returns the
@@ -230,7 +232,7 @@ def read_runs(
 
 def read_rows(
     fd: int,
-    out: np.ndarray,
+    out: NDArray[Any],
     plane_offset: int,
     row_bytes: int,
     full_x: int,
@@ -257,7 +259,7 @@ def read_block(
     x: tuple[int, int],
     *,
     count: bool = True,
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of the series, without Java.
 
     Returns an array of shape ``(T, C, Z, Y, X[, S])`` in native byte order, as
@@ -272,7 +274,7 @@ def read_block(
         A plane's bytes are not in the file, or do not decode.
     """
     files.check_unchanged(recipe.path, recipe.stamp)
-    shape = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
+    shape: tuple[int, ...] = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if recipe.samples > 1:
         shape = (*shape, recipe.samples)
     out = np.empty(shape, np.dtype(recipe.dtype))

@@ -8,12 +8,15 @@ alike. No Java here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
-Index = TypeVar("Index", int, np.ndarray)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+Index = TypeVar("Index", int, NDArray[np.integer[Any]])
 
 
 def plane_index(order: str, sizes: Mapping[str, int], z: Index, c: Index, t: Index) -> Index:

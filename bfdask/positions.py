@@ -173,8 +173,9 @@ def _fit_z(array: xr.DataArray, size_z: int, how: str) -> xr.DataArray:
         return array
     if how == "crop":
         start = (have - size_z) // 2
-        return array.isel(Z=slice(start, start + size_z))
-    padded = array.pad(Z=(0, size_z - have), constant_values=0)
+        cropped: xr.DataArray = array.isel(Z=slice(start, start + size_z))
+        return cropped
+    padded: xr.DataArray = array.pad(Z=(0, size_z - have), constant_values=0)
     if "Z" in padded.coords:
         step = float(array["Z"][1] - array["Z"][0]) if have > 1 else 1.0
         padded = padded.assign_coords(Z=np.arange(size_z) * step)

@@ -27,10 +27,8 @@ import os
 import stat
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from . import lif, safexml
@@ -42,6 +40,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
     from .metadata import ImageSpec
 
 #: claimed pixel bytes above this multiple of the file's bytes cannot be real in any format

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,8 @@ import numpy as np
 from .line import LINE_STATUS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
     import xarray as xr
     from numpy.typing import NDArray
@@ -211,7 +212,8 @@ def _one_series(stats: xr.Dataset, rules: _Rules) -> pd.DataFrame:
         {"T": int(real[t]), "time": times[t], "reason": reason, "detail": detail, "score": score}
         for t, (_, reason, detail, score) in sorted(flags.found.items())
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table: pd.DataFrame = pd.DataFrame(rows, columns=COLUMNS)
+    return table
 
 
 def _without_padding(stats: xr.Dataset) -> tuple[xr.Dataset, NDArray[Any], NDArray[Any]]:

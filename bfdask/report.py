@@ -14,7 +14,6 @@ of each) and the statistics to show (default: those the Dataset holds).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +23,8 @@ import numpy as np
 from .quality import bad_timepoints
 
 if TYPE_CHECKING:
+    import os
+
     import pandas as pd
     import xarray as xr
     from matplotlib.figure import Figure
@@ -168,7 +169,8 @@ def table(
                 row["bad"] = labels[i] in reasons
                 row["reason"] = reasons.get(labels[i], "")
                 rows.append(row)
-    return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *stats, "bad", "reason"])
+    table: pd.DataFrame = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *stats, "bad", "reason"])
+    return table
 
 
 def save_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> list[Path]:

@@ -14,8 +14,11 @@ ElementTree's C parser at full speed.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from xml.parsers import expat
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: how much of the document expat reads per step while looking for the root element
 _STEP = 1 << 16

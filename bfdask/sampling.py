@@ -16,7 +16,6 @@ Where the lines lie (in pixels, found or given) is :mod:`bfdask.geometry`'s.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ from .line import find_line
 from .stats import StatsSpec, compute_stats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import NDArray
 
 #: projections accepted by ``z=`` (None: a profile per Z plane)
@@ -111,13 +112,10 @@ def profile_plane(plane: NDArray[Any], spec: LineSpec) -> NDArray[Any]:
     elif not 0 <= order <= 5:
         raise ValueError("Spline interpolation order has to be in the range 0-5.")
     points = line_coordinates(tuple(spec.src), tuple(spec.dst), spec.linewidth)
+    # order and mode as given (scipy's stubs want literals; scipy checks them itself)
+    options: dict[str, Any] = {"order": order, "mode": _GRID_MODES.get(spec.mode, spec.mode)}
     samples = ndimage.map_coordinates(
-        plane,
-        points,
-        prefilter=order > 1,
-        order=order,
-        mode=_GRID_MODES.get(spec.mode, spec.mode),
-        cval=spec.cval,
+        plane, points, prefilter=order > 1, cval=spec.cval, **options
     )
     samples = np.flip(samples, axis=1)
     reduce = np.mean if spec.reduce_func is None else spec.reduce_func
@@ -207,16 +205,17 @@ def profile_block(
             p = 0 if task.p_axis is None else start[task.p_axis] + index[task.p_axis]
             line, spec = given[p if len(given) > 1 else 0]
         fields, step = line_fields(line, task.scale)
+        row = out[index]  # this plane's (F,) values: a view, written in place
         if n_line:
-            out[(*index, slice(k, k + n_line))] = fields
+            row[k : k + n_line] = fields
         if line.reason:
             continue
         prof = profile_plane(block[index], spec)
         if k:
-            out[(*index, slice(0, k))] = compute_stats(prof, task.stats, step)
+            row[:k] = compute_stats(prof, task.stats, step)
         if task.n_profile:
             n = min(prof.size, task.n_profile)
-            out[(*index, slice(k + n_line, k + n_line + n))] = prof[:n]
+            row[k + n_line : k + n_line + n] = prof[:n]
     return out
 
 

@@ -11,13 +11,14 @@ or lazily indexed (the engine, chunked afterwards by xarray's ``chunks=`` from t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import metadata
 from .array import open_spec
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import xarray as xr
 
 #: what replaces "/" in a series name to make a node name ("/" separates nodes in a tree path)

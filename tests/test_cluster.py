@@ -8,8 +8,7 @@ larger than that without spilling or being paused.
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -19,6 +18,10 @@ from skimage.measure import profile_line
 import bfdask
 from bfdask import demo
 from bfdask.cluster import JVMPlugin, worker_heap, worker_jvm_info
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 distributed = pytest.importorskip("distributed")
 

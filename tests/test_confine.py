@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask.config
 import numpy as np
@@ -22,6 +22,9 @@ from shared_data import DATA, requires_data
 
 import bfdask
 from bfdask import dataset, readers, tiff
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMPANION = DATA / "ome-tiff" / "ometiffjl_companion"
 OUTSIDE_VALUE = 231  # the outside file's pixels: no plane of the dataset holds this value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -16,6 +16,9 @@ from shared_data import DATA, requires_data
 import bfdask
 from bfdask import readers
 from bfdask.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LIF = DATA / "lif" / "PR2729_frameOrderCombinedScanTypes.lif"  # 4 series
 CZI = DATA / "czi" / "S3_1Pos_2Mosaic_T1_Z1_CH1.czi"  # 3 scenes of different sizes

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -23,6 +23,9 @@ import tifffile
 from shared_data import DATA, MAKE_LIF
 
 import bfdask
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MiB = 1 << 20
 

@@ -19,9 +19,8 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -29,6 +28,9 @@ import tifffile
 from shared_data import DATA, MAKE_LIF, requires_data, requires_make_lif
 
 import bfdask
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: seconds any open may take here, hostile or not (a warm JVM answers in well under one)
 ANSWER_WITHIN = 10.0

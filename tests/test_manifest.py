@@ -26,8 +26,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -35,6 +34,9 @@ from conftest import PIXEL_TYPE_DTYPES
 from shared_data import DATA
 
 import bfdask
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MANIFEST = DATA / "MANIFEST.tsv"
 

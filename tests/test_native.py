@@ -19,7 +19,7 @@ import os
 import pickle
 import struct
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -28,6 +28,9 @@ from shared_data import SHARED
 
 import bfdask
 from bfdask import native, pixels
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DATA = SHARED / "data"
 MAKE_LIF = SHARED / "tools" / "make_lif.py"

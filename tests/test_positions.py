@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,6 +12,9 @@ from shared_data import MAKE_LIF
 
 import bfdask
 from bfdask.positions import PaddedPositionsWarning, UnmatchedSeriesWarning
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = np.datetime64("2025-01-10T08:00:00", "s")
 

@@ -6,7 +6,7 @@ czifile), else from the file's documented content (Bio-Formats' fake format).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -21,6 +21,9 @@ from bfdask import demo
 from bfdask.geometry import SampledLine
 from bfdask.sampling import BlockTask, LineSpec, profile_block, profile_plane
 from bfdask.stats import StatsSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LIF = DATA / "lif" / "xz-example.lif"
 CZI = DATA / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -17,6 +17,9 @@ from bfdask import demo
 from bfdask.geometry import LINE_FIELDS
 from bfdask.positions import PaddedPositionsWarning
 from bfdask.stats import parse_stats
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SMALL = demo.PositionsSample(
     blocks=(("Pre lesion 2x", 2, 0.0), ("22.5h to 41h pSCI", 3, 22.5)),
