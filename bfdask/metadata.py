@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import precheck, readers, safexml
+from . import readers, safexml, sizes
 from .errors import SeriesIndexError
 from .javaerrors import java_class_name
 
@@ -206,7 +206,7 @@ def spec_from_reader(
         acquisition_date=_text(acquired),
     )
     # sizes that cannot be in the file are refused before anything of their size is built
-    precheck.check_claimed_sizes(spec, lambda: used_files(reader))
+    sizes.check_claimed_sizes(spec, lambda: used_files(reader))
     return spec
 
 

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from .metadata import ImageSpec
+
+if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 MRC_FORMAT = "Medical Research Council"
@@ -63,4 +66,36 @@ def surplus_note(path: str, plane_bytes: int, count: int) -> str | None:
     return (
         f"{path!r} may be damaged: its MRC header's sizes and mode account for {expected} "
         f"bytes, the file has {size}; the pixels may be read with the wrong shape or type"
+    )
+
+
+#: bytes per voxel of the MRC modes (0 int8, 1 int16, 2 float32, 3/4 complex, 6 uint16,
+#: 12 float16)
+MODE_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
+
+
+def header_note(spec: ImageSpec) -> str:
+    """For an MRC file: what its header says, read little-endian, and what the file holds."""
+    if "MRC" not in spec.format.upper() and "MEDICAL RESEARCH" not in spec.format.upper():
+        return ""
+    try:
+        with open(spec.path, "rb") as f:
+            header = f.read(1024)
+    except OSError:
+        return ""
+    if len(header) < 1024:
+        return ""
+    nx, ny, nz, mode = struct.unpack_from("<4i", header)
+    (extended,) = struct.unpack_from("<i", header, 92)
+    if mode not in MODE_BYTES or min(nx, ny, nz) < 1 or extended < 0:
+        return ""
+    start = 1024 + extended
+    needed = nx * ny * nz * MODE_BYTES[mode]
+    held = spec.stamp.size if spec.stamp else 0
+    if start + needed <= held:
+        return ""
+    return (
+        f" Its MRC header, read little-endian, says {nx} x {ny} x {nz} of mode {mode}: "
+        f"{needed} bytes from byte {start}, but the file ends at byte {held}: it is cut "
+        "short, and Bio-Formats then reads the header with the wrong byte order."
     )

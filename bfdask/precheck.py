@@ -40,14 +40,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
-    from .metadata import ImageSpec
 
-#: claimed pixel bytes above this multiple of the file's bytes cannot be real in any format
-#: (no codec packs a million bytes into one; sparse mosaics and cut copies stay far below)
-ABSURD_RATIO = 1 << 20
 #: IFDs walked at most; beyond, the rest of a chain is left unchecked (Bio-Formats would take
 #: minutes over it anyway, and the walk must stay cheap)
 MAX_IFDS = 1 << 20
@@ -510,95 +506,10 @@ def check_lif(path: str, size: int) -> None:
             )
 
 
-# -- the sizes Bio-Formats reports ----------------------------------------------------------
-
-
-def check_claimed_sizes(spec: ImageSpec, used_files: Callable[[], list[str]]) -> None:
-    """Refuse sizes that cannot be in the file(s), before anything of their size is built.
-
-    Every plane takes at least one byte in any format, and no format packs more than
-    :data:`ABSURD_RATIO` bytes of pixels into one byte of file. Bio-Formats' generated
-    ``.fake`` images (0 bytes, any size) are exempt. ``used_files`` lists the dataset's files;
-    it is only called when the opened file alone is too small.
-
-    Raises
-    ------
-    CorruptFileError
-        Names the file, the series and the numbers.
-    """
-    if spec.stamp is None or spec.path.lower().endswith(".fake"):
-        return
-    planes = spec.size_z * spec.size_c * spec.size_t
-    bits = 1 if spec.dtype == "bool" else 8 * spec.itemsize
-    pixel_bytes = math.prod(spec.shape) * bits // 8
-    held = spec.stamp.size
-    if planes <= held and pixel_bytes <= held * ABSURD_RATIO:
-        return
-    held = _dataset_bytes(used_files(), held)
-    if planes <= held and pixel_bytes <= held * ABSURD_RATIO:
-        return
-    shape = " x ".join(f"{k} {v}" for k, v in spec.sizes.items())
-    why = (
-        f"{planes} planes, and every plane takes at least one byte"
-        if planes > held
-        else f"{pixel_bytes} bytes of pixels, more than {ABSURD_RATIO} times the file's bytes"
-    )
-    raise CorruptFileError(
-        f"{spec.path!r} is damaged: Bio-Formats reads series {spec.series} ({spec.format}) as "
-        f"{shape} {spec.dtype}, {why}, but the file(s) hold {held} bytes.{_mrc_note(spec)} "
-        "Its header's sizes cannot be right; check that the file is complete, or restore it "
-        "from a good copy."
-    )
-
-
-def _dataset_bytes(files: list[str], default: int) -> int:
-    total = 0
-    for name in files:
-        try:
-            total += os.stat(name).st_size
-        except OSError:
-            continue
-    return max(total, default)
-
-
-#: bytes per voxel of the MRC modes (0 int8, 1 int16, 2 float32, 3/4 complex, 6 uint16,
-#: 12 float16)
-_MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
-
-
-def _mrc_note(spec: ImageSpec) -> str:
-    """For an MRC file: what its header says, read little-endian, and what the file holds."""
-    if "MRC" not in spec.format.upper() and "MEDICAL RESEARCH" not in spec.format.upper():
-        return ""
-    try:
-        with open(spec.path, "rb") as f:
-            header = f.read(1024)
-    except OSError:
-        return ""
-    if len(header) < 1024:
-        return ""
-    nx, ny, nz, mode = struct.unpack_from("<4i", header)
-    (extended,) = struct.unpack_from("<i", header, 92)
-    if mode not in _MRC_MODE_BYTES or min(nx, ny, nz) < 1 or extended < 0:
-        return ""
-    start = 1024 + extended
-    needed = nx * ny * nz * _MRC_MODE_BYTES[mode]
-    held = spec.stamp.size if spec.stamp else 0
-    if start + needed <= held:
-        return ""
-    return (
-        f" Its MRC header, read little-endian, says {nx} x {ny} x {nz} of mode {mode}: "
-        f"{needed} bytes from byte {start}, but the file ends at byte {held}: it is cut "
-        "short, and Bio-Formats then reads the header with the wrong byte order."
-    )
-
-
 __all__ = [
-    "ABSURD_RATIO",
     "MAX_IFDS",
     "LifClaim",
     "TiffFormat",
-    "check_claimed_sizes",
     "check_contents",
     "check_lif",
     "check_tiff",
