@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import OutputExistsError
+from .pyramid import halve
+from .store import check_replaceable, input_files
 
 if TYPE_CHECKING:
     import argparse
@@ -130,7 +132,7 @@ def to_ome_zarr(
                 f"{str(out)!r} exists; choose a new store or pass overwrite=True "
                 "(bfdask convert --overwrite)."
             )
-        _check_replaceable(out, _input_files(data_or_path))
+        check_replaceable(out, input_files(data_or_path))
         if not (out / ".zgroup").is_file() and not (out / "zarr.json").is_file():
             raise OutputExistsError(
                 f"{str(out)!r} exists and is not a zarr store; overwrite=True replaces only "
@@ -177,68 +179,6 @@ def to_ome_zarr(
     for image, window in zip(images, ranges):  # display windows from the data just written
         root[image.group].attrs.update(_attrs(image, len(levels[image.group]), window=window))
     return [image.group for image in images]
-
-
-# -- replacing a store ---------------------------------------------------------------------------
-
-
-def _check_replaceable(out: Path, inputs: list[str]) -> None:
-    """Refuse to remove ``out`` if it is a symbolic link or holds (or is) one of ``inputs``.
-
-    ``inputs`` and ``out`` are compared with symbolic links resolved, so an input reached
-    through a link into the store counts as inside it.
-
-    Raises
-    ------
-    OutputExistsError
-        What is wrong, and what to do instead.
-    """
-    if out.is_symlink():
-        raise OutputExistsError(
-            f"{str(out)!r} is a symbolic link (to {os.path.realpath(out)!r}); overwrite=True "
-            "never removes a store through a link. Pass the store's real path to replace it, "
-            "or remove the link yourself."
-        )
-    store = os.path.realpath(out)
-    for name in inputs:
-        real = os.path.realpath(name)
-        if os.path.commonpath([store, real]) == store:
-            raise OutputExistsError(
-                f"{str(out)!r} holds {name!r}, an input of this conversion; overwrite=True "
-                "would delete it. Write to another store, or move the input out of it first."
-            )
-
-
-def _input_files(data_or_path: Any) -> list[str]:
-    """Every file a conversion of ``data_or_path`` reads: all files of each dataset (Bio-Formats'
-    used files), found from a path or from the ``path`` attribute of arrays and tree nodes."""
-    import xarray as xr
-
-    if isinstance(data_or_path, xr.DataTree):
-        paths = [data_or_path.attrs.get("path")]
-        for node in data_or_path.subtree:
-            paths.append(node.attrs.get("path"))
-            if "image" in node.data_vars:
-                paths.append(node["image"].attrs.get("path"))
-    elif isinstance(data_or_path, xr.DataArray | xr.Dataset):
-        paths = [data_or_path.attrs.get("path")]
-    else:
-        paths = [os.fspath(data_or_path)]
-    files: list[str] = []
-    for path in dict.fromkeys(p for p in paths if isinstance(p, str) and p):
-        files += [path, *_dataset_files(path)]
-    return files
-
-
-def _dataset_files(path: str) -> list[str]:
-    """Bio-Formats' used files of the dataset ``path`` opens (empty if it cannot be opened)."""
-    from . import metadata, readers
-    from .errors import BfdaskError
-
-    try:
-        return metadata.used_files(readers.get_reader(readers.check_path(path)))
-    except (BfdaskError, OSError, ValueError):
-        return []
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -393,7 +333,7 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
                 f"({image.array.shape[3]}x{image.array.shape[4]} px): level {level} would have "
                 "no pixels. Ask for fewer levels."
             )
-        smaller = _halve(previous)
+        smaller = halve(previous)
         for axis in (3, 4):  # split planes: merge halved blocks back to whole tiles
             blocks = smaller.chunks[axis]
             if len(blocks) > 1 and blocks[0] < tile:
@@ -403,48 +343,6 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
             smaller = smaller.rechunk({"TCZYX".index(d): n for d, n in aligned.items()})
         levels.append(smaller)
     return levels
-
-
-def _halve(array: da.Array) -> da.Array:
-    """The 2x2 mean in Y and X (an odd last row or column is dropped), block by block: the
-    blocks are made even-sized first, so each output block comes from one input block."""
-    import dask.array as da
-
-    for axis in (3, 4):
-        size, blocks = array.shape[axis], array.chunks[axis]
-        if size % 2:
-            array = array[(slice(None),) * axis + (slice(0, size - 1),)]
-            blocks = array.chunks[axis]
-        if any(b % 2 for b in blocks):
-            array = array.rechunk({axis: max(2, blocks[0] // 2 * 2)})
-    chunks = (*array.chunks[:3], *(tuple(b // 2 for b in array.chunks[a]) for a in (3, 4)))
-    halved: da.Array = da.map_blocks(_mean_2x2, array, chunks=chunks, dtype=array.dtype)
-    return halved
-
-
-def _mean_2x2(block: NDArray[Any]) -> NDArray[Any]:
-    """Mean of each 2x2 pixel square of the last two axes, rounded half up for integers.
-
-    Four strided adds in a wider type (4x faster than ``np.mean`` over a reshaped view).
-    """
-    dtype = block.dtype
-    if dtype.kind == "f":
-        wide: Any = np.float64
-    elif dtype.kind == "b":
-        wide = np.uint8
-    elif dtype.itemsize <= 2:
-        wide = np.int32 if dtype.kind == "i" else np.uint32
-    else:
-        wide = np.int64 if dtype.kind == "i" else np.uint64
-    total = block[..., 0::2, 0::2].astype(wide)
-    total += block[..., 1::2, 0::2]
-    total += block[..., 0::2, 1::2]
-    total += block[..., 1::2, 1::2]
-    if dtype.kind == "f":
-        return (total / 4).astype(dtype)
-    total += 2
-    total //= 4
-    return total.astype(dtype)
 
 
 # -- metadata -----------------------------------------------------------------------------------

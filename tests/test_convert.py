@@ -233,7 +233,7 @@ def test_datatree_input_and_bad_arguments(tmp_path, fake):
 def test_pyramid_level_from_any_blocks(dtype, chunks):
     import dask.array as da
 
-    from bfdask.convert import _halve
+    from bfdask.pyramid import halve as _halve
 
     rng = np.random.default_rng(1)
     source = rng.integers(-1000 if dtype == "int16" else 0, 5000, (2, 1, 3, 23, 17))
