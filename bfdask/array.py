@@ -296,7 +296,8 @@ def open_spec(
     if choice is None:
         choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
     if not lazy:
-        return labeled(spec, dims, to_dask(spec, dims, chunks, choice), ome_xml, choice)
+        data = open_dask(spec, dims=dims, chunks=chunks, choice=choice)
+        return labeled(spec, dims, data, ome_xml, choice)
     from xarray.core.indexing import LazilyIndexedArray
 
     from .lazy import BioformatsBackendArray, preferred_chunks
@@ -307,6 +308,23 @@ def open_spec(
     )
     array.encoding["preferred_chunks"] = preferred_chunks(spec, dims)
     return array
+
+
+def open_dask(
+    spec: ImageSpec,
+    *,
+    dims: str = "TCZYX",
+    chunks: Mapping[str, Any] | None = None,
+    pixels: str | None = None,
+    choice: Choice | None = None,
+) -> da.Array:
+    """:func:`open_spec` without the labels: the series' dask array alone (the pixel source
+    chosen and verified the same way), for code that stacks many series and labels the
+    result once (:func:`bfdask.open_positions`)."""
+    dims = normalize_dims(dims, spec)
+    if choice is None:
+        choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
+    return to_dask(spec, dims, chunks, choice)
 
 
 def open_series(
