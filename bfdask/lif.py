@@ -431,7 +431,8 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
     """Read ``planes`` with ``preadv`` straight into ``out``: whole planes that follow each
     other in the file in one call, the others (or tiles) row by row."""
     y, x = window
-    located = sorted((int(_offset(recipe, index)), at) for index, at in planes)
+    offsets = _offset(recipe, np.fromiter((i for i, _ in planes), np.int64, len(planes)))
+    located = sorted(zip(offsets.tolist(), (at for _, at in planes), strict=True))
     row_bytes = recipe.row_bytes
     fd = os.open(recipe.path, os.O_RDONLY)
     try:
