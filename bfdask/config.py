@@ -21,6 +21,8 @@ with _DEFAULTS_FILE.open() as _f:
 ENV_VARS = {
     "bfdask.jvm.max-heap": "BFDASK_MAX_HEAP",
     "bfdask.jvm.log-level": "BFDASK_LOG_LEVEL",
+    "bfdask.jvm.bridge": "BFDASK_BRIDGE",
+    "bfdask.jvm.bioformats-jar": "BFDASK_BIOFORMATS_JAR",
     "bfdask.reader.cache-size": "BFDASK_READER_CACHE_SIZE",
     "bfdask.reader.memo-dir": "BFDASK_MEMO_DIR",
     "bfdask.reader.memo-min-ms": "BFDASK_MEMO_MIN_MS",

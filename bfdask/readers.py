@@ -1,6 +1,6 @@
 """Open Bio-Formats readers, cached per thread, and :func:`read_block`.
 
-Bio-Formats readers are not thread-safe, but javabridge releases the GIL during Java calls, so
+Bio-Formats readers are not thread-safe, but both bridges release the GIL during Java calls, so
 threads with a reader each read in parallel (a per-file lock would throw that away). Each
 thread therefore keeps its own small LRU cache of open readers; the least recently used is
 closed when the cache is full, a thread's readers are closed when the thread ends, and all are
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import config, handles, jvm
+from . import bridge, config, handles, jvm
 from .errors import (
     BfdaskError,
     CorruptFileError,
@@ -38,12 +38,13 @@ from .errors import (
 )
 from .files import FileStamp, check_unchanged, count_planes, file_stamp
 from .files import planes_read as planes_read  # re-exported: tests and diagnostics use it here
-from .javaerrors import JavaThrown, call_quietly, javabridge_exception, translate_java_error
+from .javaerrors import JavaThrown, call_quietly, java_exception, translate_java_error
 from .order import plane_index
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from .bridge import PlaneReader
     from .damage import Damage
 
 #: Bio-Formats pixel type name -> numpy dtype (native byte order)
@@ -168,42 +169,38 @@ class Reader:
     """
 
     def __init__(self, path: str) -> None:
-        import javabridge
-
         from . import dataset
 
         dataset.check_dataset_files(path)  # before setId opens the files the dataset names
         jvm.ensure()
+        java = bridge.current()
         self.path = path
         self.stamp = file_stamp(path)
         self.series = -1
         self._layout: tuple[str, dict[str, int]] = ("XYZCT", {"Z": 1, "C": 1, "T": 1})
         self._buffer: Any = None
         self._buffer_size = 0
-        reader = javabridge.make_instance("loci/formats/ImageReader", "()V")
-        javabridge.call(reader, "setGroupFiles", "(Z)V", True)
-        javabridge.call(reader, "setOriginalMetadataPopulated", "(Z)V", False)
-        store = javabridge.make_instance("loci/formats/ome/OMEXMLMetadataImpl", "()V")
-        javabridge.call(reader, "setMetadataStore", "(Lloci/formats/meta/MetadataStore;)V", store)
+        reader = java.new("loci/formats/ImageReader", "()V")
+        java.call(reader, "setGroupFiles", "(Z)V", True)
+        java.call(reader, "setOriginalMetadataPopulated", "(Z)V", False)
+        store = java.new("loci/formats/ome/OMEXMLMetadataImpl", "()V")
+        java.call(reader, "setMetadataStore", "(Lloci/formats/meta/MetadataStore;)V", store)
         directory = memo_dir()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-            jfile = javabridge.make_instance(
-                "java/io/File", "(Ljava/lang/String;)V", str(directory)
-            )
-            reader = javabridge.make_instance(
+            reader = java.new(
                 "loci/formats/Memoizer",
                 "(Lloci/formats/IFormatReader;JLjava/io/File;)V",
                 reader,
                 int(config.get("bfdask.reader.memo-min-ms") or 0),
-                jfile,
+                java.new("java/io/File", "(Ljava/lang/String;)V", str(directory)),
             )
         try:
             _set_id(reader, path)
         except JavaThrown as exc:
             try:
-                javabridge.call(reader, "close", "()V")
-            except javabridge.JavaException:
+                java.call(reader, "close", "()V")
+            except java.java_exception:
                 pass
             raise translate_java_error(exc, path, "opening") from None
         self.java = reader
@@ -213,29 +210,20 @@ class Reader:
             except BaseException:
                 self.close()
                 raise
-        env = javabridge.get_env()
-        klass = env.get_object_class(reader)
-        self._open_bytes = env.get_method_id(klass, "openBytes", "(I[BIIII)[B")
-        self._arrays = env.find_class("java/util/Arrays")
-        self._fill = env.get_static_method_id(self._arrays, "fill", "([BIIB)V")
-        self.series_count = int(javabridge.call(reader, "getSeriesCount", "()I"))
+        self._read: PlaneReader | None = java.plane_reader(reader)
+        self.series_count = int(java.call(reader, "getSeriesCount", "()I"))
 
     # plain-value accessors (one JNI call each)
     def call(self, name: str, signature: str, *args: Any) -> Any:
         """Call a method of the Java reader by name (metadata; not for the per-plane path)."""
-        import javabridge
-
-        return javabridge.call(self.java, name, signature, *args)
+        return bridge.current().call(self.java, name, signature, *args)
 
     def used_files(self) -> list[str]:
         """Every file of the dataset, as Bio-Formats lists them (``getUsedFiles``)."""
-        import javabridge
-
         files = self.call("getUsedFiles", "()[Ljava/lang/String;")
         if files is None:
             return [self.path]
-        env = javabridge.get_env()
-        return [env.get_string_utf(f) for f in env.get_object_array_elements(files)]
+        return bridge.current().strings(files)
 
     def set_series(self, series: int, resolution: int = 0) -> None:
         """Select ``series`` (and ``resolution``), raising :class:`SeriesIndexError` if absent."""
@@ -275,30 +263,25 @@ class Reader:
         """
         if self.java is None:
             return
-        import javabridge
-
         java, self.java = self.java, None
-        if javabridge.get_env() is None:
+        self._read = None
+        bridged = bridge.current()
+        if not bridged.can_call():
             with _orphans_lock:
                 _orphans.append(java)
             return
         try:
-            javabridge.call(java, "close", "()V")
-        except javabridge.JavaException:
+            bridged.call(java, "close", "()V")
+        except bridged.java_exception:
             pass
 
     def _java_buffer(self, nbytes: int) -> Any:
         """A Java byte[] of exactly ``nbytes``, reused from the last call when it fits."""
         if self._buffer is None or nbytes != self._buffer_size:
-            import javabridge
-
-            env = javabridge.get_env()
             self._buffer, self._buffer_size = None, 0
             try:
-                self._buffer = env.make_byte_array(np.zeros(nbytes, np.uint8))
+                self._buffer = bridge.current().byte_array(nbytes)
             except MemoryError:
-                if env.exception_occurred() is not None:
-                    env.exception_clear()  # else the next Java call in this thread fails too
                 heap = jvm.max_heap() or 0
                 raise JavaMemoryError(
                     f"Java ran out of heap ({heap / 2**30:.2f} GiB) allocating a "
@@ -318,12 +301,15 @@ class Reader:
         little_endian: bool,
         samples: int,
         interleaved: bool,
+        out: NDArray[Any] | None = None,
     ) -> NDArray[Any]:
-        """Plane ``index`` (rows ``y``, columns ``x``) as a new numpy array ``(Y, X[, S])``.
+        """Plane ``index`` (rows ``y``, columns ``x``) as a numpy array ``(Y, X[, S])``.
 
-        One JNI ``openBytes`` into a reused ``byte[]`` and javabridge's copy of it into a fresh
-        numpy array, which is returned as is: byte order fixed in place, planar samples moved
-        last as a view.
+        One ``openBytes`` into a reused Java ``byte[]``, then the bridge's copy of it: into
+        ``out`` (a C-contiguous ``(Y, X[, S])`` array of ``dtype``, e.g. a plane of a block)
+        if given and the bytes need no rearranging (native byte order, samples interleaved),
+        else into a new array, returned with byte order fixed in place and planar samples
+        moved last as a view (and copied into ``out`` if given).
 
         Bio-Formats readers fill the buffer from the file and do not say when the file ended
         first (an MRC or raw file cut short): the rest of the buffer would keep the previous
@@ -331,18 +317,23 @@ class Reader:
         afterwards is read once more under another mark, and bytes that kept both marks were
         never written: :class:`CorruptFileError`, never another plane's pixels.
         """
-        import javabridge
-
-        env = javabridge.get_env()
         h, w = y[1] - y[0], x[1] - x[0]
         bpp = 1 if dtype == np.bool_ else dtype.itemsize
         nbytes = h * w * samples * bpp
-        buffer = self._java_buffer(nbytes)
-        raw = self._open_bytes_marked(env, index, buffer, nbytes, y, x, MARKS[0])
+        direct = (
+            out is not None
+            and dtype != np.bool_
+            and (little_endian == (np.little_endian) or bpp == 1)
+            and (samples == 1 or interleaved)
+            and out.flags.c_contiguous
+        )
+        into = out.reshape(-1).view(np.uint8) if direct and out is not None else None
+        raw = self._open_bytes_marked(index, nbytes, y, x, MARKS[0], into)
         if raw[-1] == MARKS[0] & 0xFF:  # the last byte may be unwritten: ask again
-            again = self._open_bytes_marked(env, index, buffer, nbytes, y, x, MARKS[1])
             tail = slice(max(0, nbytes - MARKED_TAIL), nbytes)
-            unwritten = np.flatnonzero(raw[tail] != again[tail])
+            first = raw[tail].copy()
+            again = self._open_bytes_marked(index, nbytes, y, x, MARKS[1], into)
+            unwritten = np.flatnonzero(first != again[tail])
             if unwritten.size:
                 raise CorruptFileError(
                     f"Reading plane {index} of series {self.series} of {self.path!r} failed: "
@@ -350,6 +341,8 @@ class Reader:
                     f"{MARKED_TAIL - int(unwritten[0])} bytes are missing). The file is "
                     "probably truncated or damaged; check it opens in Fiji/showinf."
                 )
+        if direct and out is not None:
+            return out
         plane: NDArray[Any]
         if dtype == np.bool_:
             plane = raw != 0
@@ -358,33 +351,36 @@ class Reader:
             if not plane.dtype.isnative:
                 plane = plane.byteswap(inplace=True).view(dtype)
         if samples == 1:
-            return plane.reshape(h, w)
-        if interleaved:
-            return plane.reshape(h, w, samples)
-        return np.moveaxis(plane.reshape(samples, h, w), 0, -1)
+            plane = plane.reshape(h, w)
+        elif interleaved:
+            plane = plane.reshape(h, w, samples)
+        else:
+            plane = np.moveaxis(plane.reshape(samples, h, w), 0, -1)
+        if out is not None:
+            out[...] = plane
+            return out
+        return plane
 
     def _open_bytes_marked(
         self,
-        env: Any,
         index: int,
-        buffer: Any,
         nbytes: int,
         y: tuple[int, int],
         x: tuple[int, int],
         mark: int,
+        into: NDArray[np.uint8] | None,
     ) -> NDArray[np.uint8]:
-        """``openBytes`` into ``buffer`` after filling its last bytes with ``mark``; a copy."""
-        start = max(0, nbytes - MARKED_TAIL)
-        env.call_static_method(self._arrays, self._fill, buffer, start, nbytes, mark)
-        env.call_method(
-            self.java, self._open_bytes, index, buffer, x[0], y[0], x[1] - x[0], y[1] - y[0]
-        )
-        thrown = env.exception_occurred()
-        if thrown is not None:
-            env.exception_clear()
-            raise _plane_error(JavaThrown(thrown), self, index)
-        raw: NDArray[np.uint8] = env.get_byte_array_elements(buffer)
-        return raw
+        """``openBytes`` after filling the buffer's last bytes with ``mark``; the bytes, copied
+        into ``into`` if given, else into a new array."""
+        if self._read is None:
+            raise ValueError(f"The reader of {self.path!r} is closed.")
+        buffer = self._java_buffer(nbytes)
+        tail = max(0, nbytes - MARKED_TAIL)
+        w, h = x[1] - x[0], y[1] - y[0]
+        try:
+            return self._read(buffer, index, x[0], y[0], w, h, mark, tail, into)
+        except JavaThrown as exc:
+            raise _plane_error(exc, self, index) from None
 
     def plane_index(self, z: int, c: int, t: int) -> int:
         """``getIndex(z, c, t)`` of the current series, computed as Bio-Formats does
@@ -418,15 +414,14 @@ _orphans_lock = threading.Lock()
 def close_orphans() -> None:
     """Close the readers of threads that ended (see :meth:`Reader.close`); the calling thread
     must be attached to the JVM."""
-    import javabridge
-
     with _orphans_lock:
         pending = _orphans[:]
         del _orphans[:]
+    bridged = bridge.current()
     for java in pending:
         try:
-            javabridge.call(java, "close", "()V")
-        except javabridge.JavaException:
+            bridged.call(java, "close", "()V")
+        except bridged.java_exception:
             pass
 
 
@@ -532,6 +527,7 @@ def read_block(
     if 0 in shape:  # an empty selection: nothing to read (and Java rejects a 0-byte plane)
         return np.empty(shape, dtype=np_dtype)
     reader = get_reader(path, series, resolution)
+    failure: BfdaskError | None = None
     planes = [
         (reader.plane_index(zi, ci, ti), (ti - t[0], ci - c[0], zi - z[0]))
         for ti in range(*t)
@@ -548,20 +544,22 @@ def read_block(
         if interleaved is None:
             interleaved = bool(reader.call("isInterleaved", "()Z"))
         layout = (np_dtype, little_endian, samples, interleaved)
-        if len(planes) == 1:  # one-plane block: javabridge's array is the block, no more copies
+        if len(planes) == 1 and not bridge.current().writes_into:
+            # javabridge's new array is the block: no more copies
             out = reader.read_plane(planes[0][0], y, x, *layout).reshape(shape)
-            if damage is not None:
-                damage.check_read(out, planes[0][0], path, series)
         else:
             out = np.empty(shape, dtype=np_dtype)
+            for index, position in planes:  # JPype copies each plane straight into the block
+                reader.read_plane(index, y, x, *layout, out=out[position])
+        if damage is not None:
             for index, position in planes:
-                out[position] = reader.read_plane(index, y, x, *layout)
-                if damage is not None:
-                    damage.check_read(out[position], index, path, series)
+                damage.check_read(out[position], index, path, series)
         count_planes(len(planes))
     except BfdaskError:
         raise
-    except (JavaThrown, javabridge_exception()) as exc:
-        raise translate_java_error(exc, path, f"reading series {series} of") from None
+    except (JavaThrown, java_exception()) as exc:
+        failure = translate_java_error(exc, path, f"reading series {series} of")
+    if failure is not None:  # raised outside the handler: no Java object in its context
+        raise failure
     check_unchanged(path, stamp)  # changed while we read: these pixels may be mixed
     return out

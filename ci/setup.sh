@@ -39,6 +39,6 @@ fi
 JAVA_HOME=$java_home pip install --no-cache-dir --no-build-isolation "python-javabridge==4.0.5"
 "$venv/bin/python" -c "import javabridge" || { echo "bfdask setup: javabridge failed to build" >&2; exit 1; }
 
-pip install -e "$root[test]"
+pip install -e "$root[test,javabridge]"
 "$venv/bin/python" -c "import bfdask, bioformats, dask, distributed, xarray, skimage"
 echo "$want" > "$stamp"

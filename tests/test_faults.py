@@ -215,13 +215,12 @@ def rss():
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
 
 def java_heap_used():
-    import javabridge
-    runtime = javabridge.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
+    from bfdask import bridge
+    java = bridge.current()
+    runtime = java.static_call("java/lang/Runtime", "getRuntime", "()Ljava/lang/Runtime;")
     for _ in range(2):
-        javabridge.call(runtime, "gc", "()V")
-    return javabridge.call(runtime, "totalMemory", "()J") - javabridge.call(
-        runtime, "freeMemory", "()J"
-    )
+        java.call(runtime, "gc", "()V")
+    return java.call(runtime, "totalMemory", "()J") - java.call(runtime, "freeMemory", "()J")
 
 path, reads = sys.argv[1], int(sys.argv[2])
 data = bfdask.open(path, chunks={"T": 1, "Z": 1}, ome=False)  # 100 one-plane blocks per T

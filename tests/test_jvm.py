@@ -212,16 +212,18 @@ def test_java_logging_never_reaches_stdout(tmp_path):
     damaged.write_bytes(raw)
     result = run_python(
         f"""
-        import bfdask, javabridge
+        import bfdask
+        from bfdask import bridge
         try:
             bfdask.open({str(damaged)!r})
         except bfdask.UnsupportedFormatError:
             print("RAISED")
-        javabridge.static_call(  # what Bio-Formats' logger does: System.out
+        java = bridge.current()
+        java.static_call(  # what Bio-Formats' logger does: System.out
             "loci/common/DebugTools", "setRootLevel", "(Ljava/lang/String;)V", "INFO"
         )
-        out = javabridge.get_static_field("java/lang/System", "out", "Ljava/io/PrintStream;")
-        javabridge.call(out, "println", "(Ljava/lang/String;)V", "from-java")
+        out = java.static_field("java/lang/System", "out", "Ljava/io/PrintStream;")
+        java.call(out, "println", "(Ljava/lang/String;)V", "from-java")
         """
     )
     assert result.returncode == 0, result.stderr
