@@ -5,7 +5,9 @@ A CZI is a sequence of segments, each a 32-byte header (16-byte ASCII id such as
 gives the position of the subblock directory (``ZISRAWDIRECTORY``), whose entries give the
 position of each subblock (``ZISRAWSUBBLOCK``: one plane or tile of pixels, compressed or not).
 Bio-Formats pads a subblock the file no longer holds with zeros, silently; reading the
-directory first tells a file cut short (or a directory that points nowhere) at open.
+directory first tells a file cut short (or a directory that points nowhere) at open. Each
+subblock also starts with a copy of its directory entry, which Bio-Formats decodes it by: a copy
+that no longer matches the directory (a damaged compression or pixel type) is damage too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ SEGMENT_HEADER = 32
 #: bytes of a directory entry before its dimension entries, and of each dimension entry
 _ENTRY = 32
 _DIMENSION = 20
+#: bytes of a subblock's header (sizes, its directory entry, padding) before its metadata
+_SUBBLOCK_HEADER = 256
 #: a bound on directory entries, far above any real file (a damaged count reads no further)
 _MAX_ENTRIES = 10_000_000
 
@@ -32,6 +36,9 @@ class Extent:
     missing: int  # subblocks whose segment runs past the end of the file (or is not one)
     first_missing: int  # file position of the first of those (-1: none)
     problem: str  # the directory itself cannot be read ("" when it can)
+    #: subblocks whose own header contradicts their directory entry (-1: none)
+    mismatched: int = 0
+    first_mismatched: int = -1
 
 
 def _segment(f: BinaryIO, position: int, size: int) -> tuple[bytes, int] | None:
@@ -72,9 +79,41 @@ def extent(path: str) -> Extent:
         return _subblocks(f, table, count, size)
 
 
+def _pixel_fields(entry: bytes) -> tuple[bytes, ...]:
+    """The fields of a directory entry (``DV``) that say how its pixels decode: the schema,
+    pixel type, compression and each dimension's name, start, size and stored size (not the
+    file position, nor a dimension's start coordinate)."""
+    fields = [entry[0:6], entry[18:22], entry[28:32]]
+    for at in range(_ENTRY, len(entry) - _DIMENSION + 1, _DIMENSION):
+        fields += [entry[at : at + 12], entry[at + 16 : at + 20]]
+    return tuple(fields)
+
+
+def _subblock_matches(f: BinaryIO, position: int, used: int, entry: bytes) -> bool:
+    """Whether the subblock at ``position`` says of itself what its directory entry says.
+
+    A subblock starts (after its segment header) with the sizes of its metadata, attachment
+    and data, then a copy of its directory entry; a damaged copy makes Bio-Formats decode
+    the pixels with another compression, type or size, without an error.
+    """
+    f.seek(position + SEGMENT_HEADER)
+    head = f.read(16 + len(entry))
+    if len(head) < 16 + len(entry):
+        return False
+    metadata, attachment, data = struct.unpack_from("<iiq", head)
+    if min(metadata, attachment, data) < 0:
+        return False
+    header = max(_SUBBLOCK_HEADER, 16 + len(entry))
+    if header + metadata + attachment + data > used:
+        return False
+    return _pixel_fields(head[16:]) == _pixel_fields(entry)
+
+
 def _subblocks(f: BinaryIO, table: bytes, count: int, size: int) -> Extent:
-    """Check each directory entry's subblock segment."""
+    """Check each directory entry's subblock segment: in the file, and its header the same
+    as the entry."""
     missing, first, at = 0, -1, 0
+    mismatched, first_mismatched = 0, -1
     for _ in range(count):
         if at + _ENTRY > len(table):
             return Extent(count, missing, first, "its subblock directory is cut short")
@@ -82,6 +121,7 @@ def _subblocks(f: BinaryIO, table: bytes, count: int, size: int) -> Extent:
         dimensions = struct.unpack_from("<i", table, at + 28)[0]
         if not 0 <= dimensions <= 64:
             return Extent(count, missing, first, "a directory entry is damaged")
+        entry = table[at : at + _ENTRY + dimensions * _DIMENSION]
         at += _ENTRY + dimensions * _DIMENSION
         segment = _segment(f, position, size)
         if (
@@ -91,7 +131,10 @@ def _subblocks(f: BinaryIO, table: bytes, count: int, size: int) -> Extent:
         ):
             missing += 1
             first = position if first < 0 else min(first, position)
-    return Extent(count, missing, first, "")
+        elif not _subblock_matches(f, position, segment[1], entry):
+            mismatched += 1
+            first_mismatched = position if first_mismatched < 0 else first_mismatched
+    return Extent(count, missing, first, "", mismatched, first_mismatched)
 
 
 def damage_note(path: str) -> str | None:
@@ -113,3 +156,20 @@ def damage_note(path: str) -> str | None:
             "Is the file still being copied?"
         )
     return None
+
+
+def header_note(path: str) -> str | None:
+    """A sentence for a CZI whose subblocks' own headers contradict its directory (None:
+    they agree, or the directory cannot be read, which :func:`damage_note` says)."""
+    try:
+        found = extent(path)
+    except (OSError, struct.error):
+        return None
+    if not found.mismatched:
+        return None
+    return (
+        f"{path!r} is damaged: {found.mismatched} of its {found.subblocks} subblocks (from "
+        f"byte {found.first_mismatched}) have a header that contradicts the file's subblock "
+        "directory (their compression, pixel type or sizes); Bio-Formats decodes their "
+        "pixels by the damaged header, so they may be wrong. Restore the file from a good copy."
+    )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import config, czi, mrc, native, readers, tiff
+from . import config, czi, mrc, native, nd2check, readers, tiffcheck
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 
@@ -203,6 +203,16 @@ def _lif_cut(spec: ImageSpec) -> str | None:
     )
 
 
+def _nd2_cut(path: str) -> str | None:
+    """For an ND2 file, a note if it does not end with its chunk map (cut short); a file cut
+    before its image attributes never gets here (:func:`bfdask.precheck.check_nd2`)."""
+    try:
+        finding = nd2check.inspect(path)
+    except (OSError, ValueError):
+        return None
+    return None if finding is None else nd2check.describe(path, finding)
+
+
 @dataclass
 class _Plan:
     """Everything opening learnt about one series' pixels (internal to :func:`choose`)."""
@@ -248,8 +258,8 @@ def _plan(spec: ImageSpec) -> _Plan:
             plan.missing = np.union1d(plan.missing, verdict.damaged).astype(np.int64)
     if plan.recipe is None:
         _extent_without_plan(spec, plan)
-    if not plan.truncation and tiff.is_tiff(spec.path):  # any TIFF-based format (LSM, SVS..)
-        note = tiff.structure_note(spec.path, spec.stamp)  # (a file cut short: said already)
+    if not plan.truncation and tiffcheck.is_tiff(spec.path):  # any TIFF-based format (LSM, SVS..)
+        note = tiffcheck.structure_note(spec.path, spec.stamp)  # (a file cut short: said already)
         if note is not None:
             plan.damage.append(note)
     return plan
@@ -257,12 +267,17 @@ def _plan(spec: ImageSpec) -> _Plan:
 
 def _extent_without_plan(spec: ImageSpec, plan: _Plan) -> None:
     """What the file's structure says is missing where no native plan reads it: a LIF's
-    memory blocks (any layout), an MRC's header, a CZI's subblock directory."""
+    memory blocks (any layout), an MRC's header, a CZI's subblock directory, an ND2's end."""
     note: str | None = None
     if spec.format == LIF_FORMAT:
         note = _lif_cut(spec)
     elif spec.format == czi.CZI_FORMAT:
         note = czi.damage_note(spec.path)
+        header = czi.header_note(spec.path)  # the pixels decode otherwise: not zeros
+        if header is not None:
+            plan.damage.append(header)
+    elif spec.format == nd2check.ND2_FORMAT:
+        note = _nd2_cut(spec.path)
     elif spec.format == mrc.MRC_FORMAT:
         plane_bytes = spec.size_y * spec.size_x * spec.samples * spec.itemsize
         count = spec.size_z * spec.size_c * spec.size_t

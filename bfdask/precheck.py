@@ -10,7 +10,7 @@ cut MRC read as 10^9 x 10^9 x 10^9) make bfdask build dask graphs that exhaust m
   symlink loop, a name too long, a FIFO, a socket or a device) -- only regular files go on;
 * :func:`check_contents`: by the file's first bytes, the checks of its format, in pure Python
   and with small reads (the TIFF IFD chain and its first IFD; the LIF header against its memory
-  blocks; a DTD in OME-XML text);
+  blocks; the end of an ND2 file, its chunk map; a DTD in OME-XML text);
 * :func:`check_claimed_sizes`: once Bio-Formats has read the metadata, before anything of the
   series' size is built, its sizes against the bytes of the file(s).
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import lif, safexml
+from . import lif, nd2check, safexml
 from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
@@ -162,6 +162,8 @@ def _check_by_format(path: str, size: int) -> None:
             return
     if _is_lif(head) and path.lower().endswith(".lif"):
         check_lif(path, size)
+    elif nd2check.is_nd2(head):
+        check_nd2(path)
     elif _is_xml(path, head):
         check_xml_file(path)
 
@@ -405,6 +407,26 @@ def _check_strips(
     )
 
 
+# -- ND2 ------------------------------------------------------------------------------------
+
+
+def check_nd2(path: str) -> None:
+    """Refuse an ND2 file cut short before its image attributes (see :mod:`bfdask.nd2check`).
+
+    A file that lost only its end (the chunk map) but keeps its attributes is left to the
+    readers: its sizes hold, and opening warns that it is cut short.
+
+    Raises
+    ------
+    CorruptFileError
+        The file does not end with its chunk map, and its image attributes (sizes, pixel
+        type) are not whole: Bio-Formats would guess another shape and pixel type.
+    """
+    finding = nd2check.inspect(path)
+    if finding is not None and not finding.attributes:
+        raise CorruptFileError(nd2check.describe(path, finding))
+
+
 # -- LIF ------------------------------------------------------------------------------------
 
 
@@ -512,6 +534,7 @@ __all__ = [
     "TiffFormat",
     "check_contents",
     "check_lif",
+    "check_nd2",
     "check_tiff",
     "check_xml_file",
     "lif_claims",

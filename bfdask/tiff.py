@@ -16,9 +16,7 @@ by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from . import handles, safexml
-from .errors import NativePixelsError
+from .errors import CorruptFileError, NativePixelsError
 from .native import NativeRecipe, plane_error, read_rows
 
 if TYPE_CHECKING:
@@ -66,8 +64,14 @@ def _ome_xml(path: str) -> tuple[str, str]:
     import tifffile
 
     if path.lower().endswith((".ome", ".xml", ".companion.ome")):
-        with open(path, encoding="utf-8") as f:
-            return f.read(), path
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read(), path
+        except UnicodeDecodeError as exc:
+            raise CorruptFileError(
+                f"{path!r} is damaged: its OME-XML is not UTF-8 text ({exc}); Bio-Formats "
+                "may read past the damage. Restore the companion file from a good copy"
+            ) from None
     with tifffile.TiffFile(path) as tif:
         xml = tif.ome_metadata
     if not xml:
@@ -89,6 +93,12 @@ def _ome_planes(
     try:
         root = safexml.fromstring(xml)
     except ET.ParseError as exc:
+        if source.lower().endswith((".ome", ".xml")):  # a companion file: nothing else says
+            raise CorruptFileError(
+                f"{source!r} is damaged: its OME-XML does not parse ({exc}); Bio-Formats "
+                "reads past the damage and may take planes from the wrong file or give another "
+                "shape. Restore the companion file from a good copy"
+            ) from None
         raise TiffLayoutError(f"{path}: OME-XML does not parse: {exc}") from None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     images = root.findall(f"{ns}Image")
@@ -158,7 +168,7 @@ def _ome_planes(
     return tuple(files), [entry for entry in table if entry is not None]
 
 
-def _data_end(page: Any) -> int:
+def data_end(page: Any) -> int:
     """The byte just past the page's last strip or tile (0 when it has none)."""
     ends = [
         int(offset) + int(count)
@@ -238,7 +248,7 @@ def page_table(
                 if (page.imagelength, page.imagewidth) != yx:
                     raise TiffLayoutError(f"IFD {ifd} is not {yx[0]} x {yx[1]} pixels")
                 offsets[i], nbytes[i] = _locate(page, np_dtype, samples)
-                ends[i] = _data_end(page)
+                ends[i] = data_end(page)
     return PageTable(
         files=files,
         file=np.asarray([f for f, _ in planes], np.int32),
@@ -366,101 +376,3 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
     finally:
         for fd in fds.values():
             os.close(fd)
-
-
-# -- damage Bio-Formats reads past silently -------------------------------------------------
-
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: what tifffile logs when a TIFF's chain of images or a tag list is broken
-_BROKEN = ("invalid page offset", "corrupted tag list", "suspicious number of tags")
-
-
-class _Log(logging.Handler):
-    """Collects what tifffile logs while it walks a file."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def is_tiff(path: str) -> bool:
-    """Whether ``path`` starts like a TIFF (any byte order, classic or BigTIFF)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) in TIFF_MAGIC
-    except OSError:
-        return False
-
-
-@lru_cache(maxsize=32)
-def structure_note(path: str, stamp: FileStamp | None = None) -> str | None:
-    """A sentence when the TIFF's own structure is broken in a way Bio-Formats reads past
-    silently (it then shows fewer images, or another shape); None when it looks whole.
-    Cached per file version (``stamp``): every series of a file asks.
-
-    Checked: the chain of image directories (a pointer past the end of the file or into
-    garbage ends it early) and the first image's description (OME-XML that no longer parses,
-    ImageJ or OME metadata with zeroed bytes).
-    """
-    import tifffile
-
-    log = _Log()
-    logger = logging.getLogger("tifffile")
-    logger.addHandler(log)
-    size = os.path.getsize(path)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            count = len(tif.pages)  # walks the whole chain
-            first = tif.pages[0] if count else None
-            description = getattr(first, "description", "") or ""
-            past_end = [i for i, page in enumerate(tif.pages) if _data_end(page) > size]
-    except Exception as exc:  # tifffile cannot read the structure Bio-Formats opened
-        return f"{path!r} is damaged: its TIFF structure cannot be read ({exc})"
-    finally:
-        logger.removeHandler(log)
-    said = [m.split("> ", 1)[-1] for m in log.messages]
-    if any(key in m for m in said for key in _BROKEN):
-        return (
-            f"{path!r} is truncated or damaged: its chain of images breaks after image "
-            f"{count - 1} ({said[0]}); Bio-Formats shows only the images before the break, "
-            "so the shape may differ from the original's"
-        )
-    if said:  # any other complaint: a tag of the wrong type, pointing past the end...
-        return f"{path!r} is damaged: its TIFF structure is not sound ({said[0]})"
-    imagej = re.search(r"^images=(\d+)$", description, re.MULTILINE)
-    if description.startswith("ImageJ=") and imagej and 1 < count < int(imagej[1]):
-        return (
-            f"{path!r} is truncated or damaged: its ImageJ metadata describes "
-            f"{int(imagej[1])} images, its chain of images holds {count}; Bio-Formats may "
-            "read it with another shape"
-        )
-    if past_end:
-        return (
-            f"{path!r} is truncated or damaged: the data of {len(past_end)} of its {count} "
-            f"images (from image {past_end[0]}) runs past its end ({size} bytes); Bio-Formats "
-            "pads what is missing"
-        )
-    return _description_note(path, description)
-
-
-def _description_note(path: str, description: str) -> str | None:
-    """A sentence when the first image's metadata text is visibly damaged."""
-    text = description.rstrip("\0 \n")
-    is_ome = text.lstrip().startswith("<?xml") or "<OME" in text[:4096]
-    if "\0" in text and (is_ome or text.startswith("ImageJ=")):
-        return (
-            f"{path!r} is damaged: the metadata in its first image's description has zeroed "
-            "bytes; Bio-Formats may read the images with another shape"
-        )
-    if is_ome:
-        try:
-            safexml.fromstring(text)
-        except ET.ParseError as exc:
-            return (
-                f"{path!r} is damaged: its OME-XML does not parse ({exc}); Bio-Formats reads "
-                "it as a plain TIFF, with another shape than the OME metadata describes"
-            )
-    return None
