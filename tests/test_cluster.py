@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 distributed = pytest.importorskip("distributed")
 
 pytestmark = [
-    pytest.mark.cluster,
     # distributed's own shutdown noise on a loaded machine, not bfdask's
     pytest.mark.filterwarnings("ignore:.*Creating scratch directories.*:UserWarning"),
     pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning"),
@@ -91,6 +90,8 @@ def _threaded(sample: Path) -> dict[str, xr.Dataset]:
 # The order matters: first without the plugin (fresh workers), then with it.
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_without_plugin_tasks_start_the_jvm(client: distributed.Client, sample: Path) -> None:
     before = client.run(worker_jvm_info)
     assert not any(info["running"] for info in before.values())
@@ -107,6 +108,7 @@ def test_without_plugin_tasks_start_the_jvm(client: distributed.Client, sample: 
     assert bad["T"].tolist() == [SAMPLE.bad_timepoint]
 
 
+@pytest.mark.cluster
 def test_task_results_are_profiles_not_pixels(client: distributed.Client, tmp_path: Path) -> None:
     path = tmp_path / "p&sizeX=1024&sizeY=1024&sizeZ=4&sizeC=2&sizeT=6&pixelType=uint16.fake"
     path.touch()
@@ -126,6 +128,8 @@ def test_task_results_are_profiles_not_pixels(client: distributed.Client, tmp_pa
     xr.testing.assert_identical(computed.isel(T=[0, 5]), expected.compute(scheduler="threads"))
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_plugin_configures_and_warms_workers(client: distributed.Client, sample: Path) -> None:
     plugin = JVMPlugin(max_heap="600M")
     assert plugin.name == "bfdask-jvm"
@@ -160,6 +164,7 @@ def test_plugin_rejects_bad_heap_on_the_client() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_one_gib_worker_streams_ten_times_its_memory(tmp_path: Path) -> None:
     limit = 1 << 30
     size_t = 20  # 20 stacks of 64 planes of 2048 x 2048 uint16: 10 GiB, in 128 MiB blocks

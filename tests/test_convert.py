@@ -138,6 +138,7 @@ def test_ome_tiff_round_trip_with_physical_sizes_and_names(tmp_path):
 
 
 @requires_data
+@pytest.mark.slow
 @pytest.mark.cluster
 @pytest.mark.parametrize("path", [LIF, CZI], ids=["lif-4-series", "czi-3-scenes"])
 def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys):

@@ -8,10 +8,9 @@ import dask
 import numpy as np
 import pytest
 import tifffile
+from dask.array.utils import assert_eq
 
 import bfdask
-
-pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +34,8 @@ def sample(tmp_path):
     return str(path), source
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_threads_and_cluster_give_identical_pixels(client, sample, fake):
     path, source = sample
     other = fake("c", sizeX=96, sizeY=40, sizeZ=3, sizeC=2, sizeT=5, series=2, pixelType="int16")
@@ -44,9 +45,10 @@ def test_threads_and_cluster_give_identical_pixels(client, sample, fake):
             threaded = data.values
         on_cluster = client.compute(data.data).result()
         np.testing.assert_array_equal(threaded, on_cluster)
-    np.testing.assert_array_equal(bfdask.open(path).values, source)
+    assert_eq(bfdask.open(path).data, source)
 
 
+@pytest.mark.cluster
 def test_workers_read_with_their_own_jvm(client, sample):
     path, _ = sample
     data = bfdask.open(path)

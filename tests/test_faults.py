@@ -20,6 +20,7 @@ import dask
 import numpy as np
 import pytest
 import tifffile
+from dask.array.utils import assert_eq
 from shared_data import DATA, MAKE_LIF
 
 import bfdask
@@ -93,7 +94,7 @@ def test_real_file_truncated_to_half_fails_on_the_missing_planes_only(tmp_path, 
         data = bfdask.open(half, chunks={"T": 1})
     assert data.attrs["pixels"] == "native"  # the plan knows where each plane ends
     original = bfdask.open(source).values
-    np.testing.assert_array_equal(data[:2].values, original[:2])  # before the cut: intact
+    assert_eq(data[:2].data, original[:2])  # before the cut: intact
     with pytest.raises(
         bfdask.CorruptFileError, match=r"plane 2 of series 0 of .*half of stuck\.tif.*ends"
     ):
@@ -109,7 +110,7 @@ def test_single_plane_file_truncated_reads_its_rows_before_the_cut(tmp_path):
     with pytest.warns(bfdask.TruncatedFileWarning):
         data = bfdask.open(half)
     original = bfdask.open(source).values
-    np.testing.assert_array_equal(data.isel(Y=slice(0, 100)).values, original[..., :100, :, :])
+    assert_eq(data.isel(Y=slice(0, 100)).data, original[..., :100, :, :])
     with pytest.raises(bfdask.CorruptFileError, match=r"plane 0 of series 0 of .*hela-cells"):
         data.values
 
@@ -173,7 +174,7 @@ def test_eight_threads_on_overlapping_blocks_match_a_sequential_read(tmp_path):
     assert len(set(readers_seen.values())) == 8  # one Java reader per thread, none shared
     # and all at once through dask's own thread pool
     with dask.config.set(scheduler="threads", num_workers=8):
-        np.testing.assert_array_equal(bfdask.open(path, chunks={"Z": 1}).values, source)
+        assert_eq(bfdask.open(path, chunks={"Z": 1}).data, source, scheduler="threads")
 
 
 def open_fds() -> int:
@@ -239,6 +240,7 @@ print(json.dumps({"reads": planes1 - planes0, "rss0": rss0, "rss1": rss1,
 """
 
 
+@pytest.mark.slow  # 12 s idle, up to a minute on a loaded machine; CI runs it
 def test_soak_many_block_reads_leak_neither_memory_nor_readers(tmp_path, capsys):
     path = tmp_path / "soak&sizeX=64&sizeY=64&sizeZ=100&sizeT=200&pixelType=uint16.fake"
     path.touch()
@@ -296,6 +298,7 @@ def _cluster(**kwargs):
     return distributed.LocalCluster(**options)
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_worker_killed_mid_compute_gives_the_undisturbed_result(tmp_path):
     import distributed
@@ -330,6 +333,7 @@ def test_worker_killed_mid_compute_gives_the_undisturbed_result(tmp_path):
     np.testing.assert_array_equal(result.values, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_java_out_of_heap_on_a_worker_leaves_it_usable(tmp_path):
     import distributed

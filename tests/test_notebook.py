@@ -12,8 +12,6 @@ nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "profile.ipynb"
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
 
 def _text(cell) -> str:
     parts = []
@@ -33,6 +31,8 @@ def test_stored_outputs_are_present() -> None:
     assert {"text/html", "image/png"} <= kinds  # the table and the plot were saved
 
 
+@pytest.mark.slow
+@pytest.mark.cluster  # the notebook starts a LocalCluster
 def test_notebook_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's migration warning
     nb = nbformat.read(NOTEBOOK, as_version=4)

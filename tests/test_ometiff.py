@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from dask.array.utils import assert_eq
 
 import bfdask
 
@@ -39,7 +40,7 @@ def test_roundtrip_axis_orders_and_dtypes(tmp_path, axes, shape, dtype):
             present = dim + present
     full = np.transpose(full, [present.index(d) for d in "TCZYX"])
     assert data.shape == full.shape
-    np.testing.assert_array_equal(data.values, full)
+    assert_eq(data.data, full)
 
 
 def test_physical_sizes_and_channel_names_roundtrip(tmp_path):
@@ -64,7 +65,7 @@ def test_physical_sizes_and_channel_names_roundtrip(tmp_path):
     assert data.X.attrs["units"] == "µm" and data["T"].attrs["units"] == "s"
     assert data.attrs["physical_size_z"] == 2.0
     assert 'Name="GFP"' in data.attrs["ome_xml"]
-    np.testing.assert_array_equal(data.sel(C="GFP").values, source[:, 1])
+    assert_eq(data.sel(C="GFP").data, source[:, 1])
 
 
 def test_multi_series_ome_tiff(tmp_path):
@@ -76,4 +77,4 @@ def test_multi_series_ome_tiff(tmp_path):
     listing = bfdask.list_series(path)
     assert [s.name for s in listing] == ["pos0", "pos1", "pos2"]
     for i in range(3):
-        np.testing.assert_array_equal(bfdask.open(path, series=f"pos{i}").values, series[i])
+        assert_eq(bfdask.open(path, series=f"pos{i}").data, series[i])

@@ -9,6 +9,7 @@ import textwrap
 
 import dask
 import numpy as np
+import pytest
 import tifffile
 
 import bfdask
@@ -46,6 +47,7 @@ def test_file_rewritten_on_disk_is_reopened(tmp_path):
     assert int(bfdask.open(path).sum().compute()) == 2 * 8 * 8
 
 
+@pytest.mark.slow  # two fresh processes, each starting a JVM
 def test_memoizer_writes_a_memo_and_reopens_from_it(tmp_path):
     data = tmp_path / "memo.ome.tif"
     tifffile.imwrite(data, np.arange(64, dtype="uint8").reshape(8, 8), ome=True)

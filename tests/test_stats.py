@@ -133,16 +133,26 @@ def test_profiles_travel_only_if_asked(data: xr.DataArray) -> None:
     assert "mean" not in stats
 
 
-def test_user_callable_threads_and_cluster(data: xr.DataArray) -> None:
-    distributed = pytest.importorskip("distributed")
-    lazy = bfdask.profile(
+def _user_callable_stats(data: xr.DataArray) -> xr.Dataset:
+    return bfdask.profile(
         data, line="auto", z="sum", stats={"p90": P90, "high": "max"}, profiles=True
     )
-    threaded = lazy.compute(scheduler="threads")
+
+
+def test_user_callable_on_threads(data: xr.DataArray) -> None:
+    threaded = _user_callable_stats(data).compute(scheduler="threads")
     prof = threaded["profile"].values
     expected = np.nanpercentile(prof, 90, axis=-1)  # the NaN tail pads shorter lines
     np.testing.assert_allclose(threaded["p90"].values, expected, rtol=1e-12)
     np.testing.assert_array_equal(threaded["high"].values, np.nanmax(prof, axis=-1))
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_user_callable_on_a_cluster_as_on_threads(data: xr.DataArray) -> None:
+    distributed = pytest.importorskip("distributed")
+    lazy = _user_callable_stats(data).drop_vars("profile")
+    threaded = lazy.compute(scheduler="threads")
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -153,7 +163,7 @@ def test_user_callable_threads_and_cluster(data: xr.DataArray) -> None:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        on_cluster = client.compute(lazy.drop_vars("profile")).result()
+        on_cluster = client.compute(lazy).result()
     xr.testing.assert_identical(on_cluster["p90"], threaded["p90"])
     xr.testing.assert_identical(on_cluster["high"], threaded["high"])
 
