@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick] [--out DIR] [--work DIR] [--keep]``: bfdask's benchmark suite.
 
 ``python -m benchmarks fuzz [...]`` runs the damaged-file campaign instead (``benchmarks/fuzz.py``,
-``--help`` for its options) and writes only its own section of ``RESULTS.md``.
+``--help`` for its options) and writes only its own section of ``RESULTS.md``;
+``python -m benchmarks bridges`` likewise measures javabridge against JPype (``bridges.py``).
 
 Writes ``RESULTS.md``, ``results.json`` and PNG plots to ``--out`` (default: this folder).
 ``--quick`` shrinks every file to a few MB and runs each measurement once (a CI smoke test of
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import fuzz
 
         return fuzz.main(argv[1:])
+    if argv[:1] == ["bridges"]:
+        from . import bridges
+
+        return bridges.main(argv[1:])
     args = _parse(argv)
     if args.out is None:
         if args.quick:
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list[Any]) -> None:
     """RESULTS.md, results.json and the PNGs from measured sections."""
-    from . import dimorder, fuzz, report
+    from . import bridges, dimorder, fuzz, report
 
     sec = sections.get("dimorder")
     if sec is not None:  # the worded answer is derived from the stored numbers
@@ -198,6 +203,8 @@ def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list
     old = out / "RESULTS.md"
     # the fuzz campaign's section (python -m benchmarks fuzz) is kept, not measured here
     text = fuzz.keep_section(old.read_text() if old.exists() else "", text)
+    # so is the bridges section (python -m benchmarks bridges)
+    text = bridges.keep_section(old.read_text() if old.exists() else "", text)
     old.write_text(text)
     (out / "results.json").write_text(
         json.dumps(
