@@ -5,10 +5,11 @@ bfdask's calls carry JNI signatures, so arguments are cast to exactly the Java t
 signature names (``int`` vs ``long``) and results converted as javabridge converts them
 (``String`` to ``str``, primitives to Python numbers): both bridges return the same values.
 
-Pixels skip one copy here: after ``openBytes`` into the reused Java ``byte[]``, a direct
-``java.nio.ByteBuffer`` over the destination numpy memory takes the bytes in one Java
-``put``; JPype's buffer protocol on a Java array is a snapshot cached on the array, which a
-reused buffer must never serve.
+Pixels: after ``openBytes`` into the reused Java ``byte[]``, the array's buffer protocol view
+(JPype pins or copies the Java array while the view lives) is copied straight into the
+destination (a plane of the block) and released at once: a view kept alive would keep serving
+the bytes of the plane it was taken on. (A direct ``java.nio.ByteBuffer`` over the block's
+memory looked like one copy fewer but costs ~0.8 ms per plane on freshly allocated blocks.)
 """
 
 from __future__ import annotations
@@ -49,12 +50,11 @@ class JPypeBridge:
     """JPype1 behind bfdask's bridge interface."""
 
     name = "jpype"
-    #: a direct ByteBuffer over the destination takes the bytes
+    #: the Java array's view is copied straight into the destination
     writes_into = True
 
     def __init__(self) -> None:
         import jpype
-        import jpype.nio
 
         self._jpype = jpype
         self.java_exception: type[Exception] = jpype.JException
@@ -174,7 +174,6 @@ class JPypeBridge:
         jpype = self._jpype
         open_bytes = reader.openBytes
         fill = self._class("java/util/Arrays").fill
-        as_buffer = jpype.nio.convertToDirectBuffer
         j_int, j_byte = jpype.JInt, jpype.JByte
 
         def read(
@@ -195,11 +194,11 @@ class JPypeBridge:
                 open_bytes(index, buffer, x, y, w, h)
             except jpype.JException as exc:
                 thrown = exc
-            if thrown is not None:
+            if thrown is not None:  # raised outside the handler: no Java object in its context
                 raise JavaThrown(thrown)
             out = np.empty(nbytes, np.uint8) if into is None else into
-            target = as_buffer(out)
-            target.put(buffer, 0, nbytes)
+            with memoryview(buffer) as view:  # released before the next openBytes
+                np.copyto(out, np.frombuffer(view, np.uint8))
             return out
 
         return read
