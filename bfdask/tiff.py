@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import handles, safexml
+from . import dataset, handles, safexml
 from .errors import CorruptFileError, NativePixelsError
 from .native import NativeRecipe, plane_error, read_rows
 
@@ -354,6 +354,11 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
     y, x = window
     table = table_of(recipe)
     jobs = sorted((int(table.file[i]), int(table.offset[i]), i, at) for i, at in planes)
+    if len(table.files) > 1 and not dataset.outside_allowed():
+        # the opt-in is read where and when pixels are read, as on the Bio-Formats path (the
+        # table may have been built in this process while it was on)
+        for file in {job[0] for job in jobs}:
+            dataset.check_name(recipe.path, table.files[file])
     fds: dict[int, int] = {}
     try:
         for file, offset, index, at in jobs:

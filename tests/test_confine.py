@@ -146,6 +146,21 @@ def test_the_native_path_refuses_outside_names_too(hostile_companion, monkeypatc
 
 
 @requires_data
+@pytest.mark.parametrize("pixels", ["native", "bioformats"])
+def test_the_opt_in_is_read_at_compute_too(hostile_companion, monkeypatch, pixels):
+    """Opted in at open, not where the pixels are read: refused there, on both paths, even in
+    the process that opened it (whose native page table already holds the outside file)."""
+    monkeypatch.setenv("BFDASK_ALLOW_OUTSIDE_FILES", "1")
+    data = bfdask.open(hostile_companion, pixels=pixels, chunks={"Z": 1})
+    assert (data.isel(T=0, C=0, Z=2).values == OUTSIDE_VALUE).all()
+    readers.close_all()  # a Java reader opened with the opt-in would be reused as it is
+    monkeypatch.delenv("BFDASK_ALLOW_OUTSIDE_FILES")
+    with pytest.raises(bfdask.OutsideDatasetError) as exc:
+        data.isel(T=0, C=0, Z=2).values
+    assert_refusal(exc, hostile_companion)
+
+
+@requires_data
 @pytest.mark.parametrize("pixels", ["auto", "bioformats"])
 def test_the_shared_companion_dataset_still_reads_identically(pixels):
     data = bfdask.open(COMPANION / "multifile.companion.ome", pixels=pixels)
