@@ -133,26 +133,26 @@ def profile(
     Returns
     -------
     xarray.Dataset
-        With ``stats`` or ``line="auto"``: one variable per statistic over the dims of ``data``
-        but ``Z``/``Y``/``X`` (e.g. ``P, T, C``; ``Z`` too when ``z=None``). The line used:
-        ``line_row0``, ``line_col0``, ``line_row1``, ``line_col1``, ``line_width`` (the
-        structure's width as measured, px; NaN for a line given by its ends), ``linewidth``
-        (the width sampled), ``line_step`` (distance between samples), ``line_status`` (0
-        found, 1 blank, 2 not elongated, 3 other failure; the statistics are NaN where no line
-        was found), over ``P`` (one line per position) or, with ``reference="each"``, over the
-        dims of the statistics but ``C``; with ``reference`` a timepoint also the coordinates
-        ``line_reason`` (``""`` when found) and ``line_reference`` (the timepoint used) per
-        position. ``profile`` (dims ``..., distance``, NaN beyond each line's length) only with
-        ``profiles=True``. Otherwise: ``profile`` (dims: every dim of ``data`` but
-        ``Z``/``Y``/``X``, e.g. ``T, C``; then ``Z`` if ``z=None``; then ``distance``), and
-        ``min``, ``max``, ``mean`` of the profile over ``distance``. Coordinates of ``data``
-        are kept (``T`` in s, ``C`` names...). When one line is sampled everywhere,
-        ``distance`` is each sample's distance from ``src``, in µm when the pixel size is
-        known (``attrs["units"]``, else px), and ``row``/``col`` give each sample's pixel
-        position; when the lines differ (per position, per timepoint) ``distance`` is the
-        sample index (``units="sample"``; times ``line_step`` gives the distance). ``attrs``
-        record the line and the source (``path``, ``series``, ``series_name``) and, for
-        integer data, the ``saturation`` value a clipped sample would have.
+        With ``stats`` or ``line="auto"``: one variable per statistic over the dims of ``data`` but
+        ``Z``/``Y``/``X`` (e.g. ``P, T, C``; ``Z`` too when ``z=None``). The line used:
+        ``line_row0``, ``line_col0``, ``line_row1``, ``line_col1``, ``line_measured_width`` (the
+        structure's width as :func:`find_line` measured it, px; NaN for a line given by its ends;
+        also as ``line_width``, its former name, until the next release), ``linewidth`` (the width
+        sampled), ``line_step`` (distance between samples), ``line_status`` (0 found, 1 blank, 2
+        not elongated, 3 other failure; the statistics are NaN where no line was found), over ``P``
+        (one line per position) or, with ``reference="each"``, over the dims of the statistics but
+        ``C``; with ``reference`` a timepoint also the coordinates ``line_reason`` (``""`` when
+        found) and ``line_reference`` (the timepoint used) per position. ``profile`` (dims ``...,
+        distance``, NaN beyond each line's length) only with ``profiles=True``. Otherwise:
+        ``profile`` (dims: every dim of ``data`` but ``Z``/``Y``/``X``, e.g. ``T, C``; then ``Z``
+        if ``z=None``; then ``distance``), and ``min``, ``max``, ``mean`` of the profile over
+        ``distance``. Coordinates of ``data`` are kept (``T`` in s, ``C`` names...). When one line
+        is sampled everywhere, ``distance`` is each sample's distance from ``src``, in µm when the
+        pixel size is known (``attrs["units"]``, else px), and ``row``/``col`` give each sample's
+        pixel position; when the lines differ (per position, per timepoint) ``distance`` is the
+        sample index (``units="sample"``; times ``line_step`` gives the distance). ``attrs`` record
+        the line and the source (``path``, ``series``, ``series_name``) and, for integer data, the
+        ``saturation`` value a clipped sample would have.
 
     Raises
     ------
@@ -378,6 +378,13 @@ def _stats_dataset(
             coords = {"distance": xr.Variable("distance", index, {"units": "sample"})}
         variables["profile"] = prof.assign_coords(coords)
     variables["line_step"].attrs["units"] = unit
+    # the former name of line_measured_width, kept one release (it read like `linewidth`)
+    former = variables["line_measured_width"].copy()
+    former.attrs["deprecated"] = (
+        "renamed line_measured_width (the width measured, not the linewidth sampled); "
+        "line_width will be removed in the next release"
+    )
+    variables["line_width"] = former
     if "slope" in names and task.stats.funcs[names.index("slope")] is None:
         variables["slope"].attrs["units"] = f"intensity / {unit}"
     ds = xr.Dataset(variables)

@@ -30,7 +30,7 @@ LINE_FIELDS = (
     "line_col0",
     "line_row1",
     "line_col1",
-    "line_width",
+    "line_measured_width",
     "linewidth",
     "line_step",
     "line_status",

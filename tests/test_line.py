@@ -103,7 +103,7 @@ def test_blank_frame_gives_nan_statistics_with_reason() -> None:
     assert stats["line_reason"].values[1].startswith("blank")
     assert np.isfinite(stats["max"].values[0]).all() and np.isnan(stats["max"].values[1]).all()
     assert stats["line_status"].values.tolist() == [0, 1]  # one line per position
-    assert stats["linewidth"].values[0] == round(stats["line_width"].values[0])
+    assert stats["linewidth"].values[0] == round(stats["line_measured_width"].values[0])
     bad = bfdask.bad_timepoints(stats, variables=["max"])
     assert bad[["position", "T", "reason"]].values.tolist() == [["blank", 0, "no_line"]]
     # per timepoint, inside the tasks: the same result

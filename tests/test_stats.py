@@ -108,7 +108,7 @@ def test_builtins_equal_numpy_on_a_skimage_loop(
         truth = np.array([[r0, c0], [r1, c1]], float)
         err = min(np.abs(ends - truth).max(), np.abs(ends[::-1] - truth).max())
         assert err < 3
-        assert float(stats["line_width"][p]) == pytest.approx(
+        assert float(stats["line_measured_width"][p]) == pytest.approx(
             SMALL.line_width / 2.5 * 2.3548, rel=0.2
         )
         step = float(stats["line_step"][p])
@@ -263,5 +263,5 @@ def test_statistics_run_in_the_reading_task(tmp_path: Path) -> None:
     with Sizes() as sizes:
         computed = stats.compute(scheduler="threads")
     assert sizes.largest <= 2 * 3 * 8  # per block: 2 channels x 3 statistics, float64
-    assert set(computed.data_vars) == {"min", "slope", "median", *LINE_FIELDS}
-    assert computed["min"].dims == ("T", "C") and computed["line_width"].dims == ()
+    assert set(computed.data_vars) == {"min", "slope", "median", *LINE_FIELDS, "line_width"}
+    assert computed["min"].dims == ("T", "C") and computed["line_measured_width"].dims == ()
