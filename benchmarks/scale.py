@@ -17,7 +17,7 @@ import json, os, sys, time
 import bfdask, bfdask.jvm
 from bfdask import readers
 bfdask.jvm.ensure()
-import javabridge  # after the JVM start: importing it first maps the system's libjvm
+from bfdask import bridge
 path = os.environ["BENCH_PATH"]
 warm = os.environ.get("BENCH_WARM")
 tw = time.perf_counter()
@@ -30,8 +30,8 @@ data = bfdask.open(path)
 t2 = time.perf_counter()
 loaded = saved = None
 try:
-    loaded = bool(javabridge.call(reader.java, "isLoadedFromMemo", "()Z"))
-    saved = bool(javabridge.call(reader.java, "isSavedToMemo", "()Z"))
+    loaded = bool(bridge.current().call(reader.java, "isLoadedFromMemo", "()Z"))
+    saved = bool(bridge.current().call(reader.java, "isSavedToMemo", "()Z"))
 except Exception:
     pass
 print(json.dumps({"setid_s": t1 - t0, "open_s": t2 - t0, "series": reader.series_count,

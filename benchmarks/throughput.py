@@ -1,7 +1,7 @@
 """Section 2: throughput of bfdask against its anchors on one uncompressed OME-TIFF.
 
 Anchors, fastest first: the raw limit (``os.preadv`` per plane, ``readinto`` of the whole
-file), tifffile (whole file, per plane), Bio-Formats' ceiling (a tight javabridge loop of
+file), tifffile (whole file, per plane), Bio-Formats' ceiling (a tight bridge loop of
 ``openBytes(index, reused byte[])`` with no numpy conversion), and the seed's loop
 (python-bioformats ``ImageReader.read(index=i, rescale=False)``). Then bfdask on the threaded
 scheduler and on a LocalCluster, with default chunks and one plane per task. Also a
@@ -87,8 +87,10 @@ def _plane_count_and_size(reader: Any) -> tuple[int, int, int, int]:
     n = int(reader.call("getImageCount", "()I"))
     w = int(reader.call("getSizeX", "()I"))
     h = int(reader.call("getSizeY", "()I"))
+    from bfdask import bridge
+
     bpp = int(
-        __import__("javabridge").static_call(
+        bridge.current().static_call(
             "loci/formats/FormatTools",
             "getBytesPerPixel",
             "(I)I",
@@ -99,25 +101,24 @@ def _plane_count_and_size(reader: Any) -> tuple[int, int, int, int]:
 
 
 def bf_ceiling(path: str, planes: range | None = None, to_numpy: bool = False) -> int:
-    """Bio-Formats' ceiling: openBytes(index, reused byte[]) in a tight loop; optionally with
-    javabridge's copy into numpy (the fastest bridge path), nothing else."""
-    from bfdask import readers
+    """Bio-Formats' ceiling: openBytes(index, reused byte[]) in a tight loop through the bridge
+    in use; optionally with the bridge's copy into numpy (bfdask's plane reader, whose
+    marking of the buffer's last 64 bytes costs microseconds), nothing else."""
+    from bfdask import bridge, readers
 
     reader = readers.get_reader(readers.check_path(path), 0)  # starts bfdask's JVM first
-    import javabridge
-
+    java = bridge.current()
     n, w, h, bpp = _plane_count_and_size(reader)
-    env = javabridge.get_env()
-    buffer = env.make_byte_array(np.zeros(w * h * bpp, np.uint8))
-    method = reader._open_bytes  # cached jmethodID of openBytes(I[BIIII)[B
-    java = reader.java
+    nbytes = w * h * bpp
+    buffer = java.byte_array(nbytes)
+    read = java.plane_reader(reader.java)
     total = 0
     for i in planes if planes is not None else range(n):
-        env.call_method(java, method, i, buffer, 0, 0, w, h)
         if to_numpy:
-            total += env.get_byte_array_elements(buffer).nbytes
+            total += read(buffer, i, 0, 0, w, h, 0, nbytes - 64).nbytes
         else:
-            total += w * h * bpp
+            java.call_quietly(reader.java, "openBytes", "(I[BIIII)[B", i, buffer, 0, 0, w, h)
+            total += nbytes
     return total
 
 
