@@ -6,6 +6,7 @@ filled and the plots exist.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,7 +18,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.cluster,
+    # the suite measures the seed's own loop (python-bioformats' ImageReader), which runs on
+    # javabridge only: it runs in the javabridge environment (ci/test.sh)
+    pytest.mark.skipif(
+        importlib.util.find_spec("javabridge") is None,
+        reason="the benchmark suite's seed loop needs python-bioformats on javabridge",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
