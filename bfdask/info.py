@@ -70,7 +70,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         reader.set_series(0)
         out = {
             "path": checked,
-            "format": str(reader.call("getFormat", "()Ljava/lang/String;")),
+            "format": reader.format,
             "reader": metadata.reader_class(reader),
             "bioformats_version": jvm.info()["bioformats_version"],
             "files": files,

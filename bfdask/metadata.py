@@ -106,11 +106,19 @@ def _time_s(value: Any) -> float | None:
     return _quantity(value, "Lome/units/unit/Unit;", "SECOND")
 
 
+#: ome.units.UNITS constants by name (global references, valid in every thread)
+_UNITS: dict[str, Any] = {}
+#: Bio-Formats pixel type code -> its name (FormatTools.getPixelTypeString)
+_PIXEL_TYPE_NAMES: dict[int, str] = {}
+
+
 def _quantity(value: Any, unit_sig: str, unit_name: str) -> float | None:
     if value is None:
         return None
     java = bridge.current()
-    unit = java.static_field("ome/units/UNITS", unit_name, unit_sig)
+    unit = _UNITS.get(unit_name)
+    if unit is None:  # a Java constant: looked up once per process
+        unit = _UNITS[unit_name] = java.static_field("ome/units/UNITS", unit_name, unit_sig)
     try:
         number = java.call(value, "value", "(Lome/units/unit/Unit;)Ljava/lang/Number;", unit)
     except java.java_exception:  # unit not convertible (e.g. pixels, reference frame)
@@ -144,19 +152,20 @@ def spec_from_reader(
     reader.set_series(series, resolution)
     call = reader.call
     pixel_type_code = int(call("getPixelType", "()I"))
-    pixel_type = str(
-        bridge.current().static_call(
-            "loci/formats/FormatTools",
-            "getPixelTypeString",
-            "(I)Ljava/lang/String;",
-            pixel_type_code,
+    pixel_type = _PIXEL_TYPE_NAMES.get(pixel_type_code)
+    if pixel_type is None:
+        pixel_type = _PIXEL_TYPE_NAMES[pixel_type_code] = str(
+            bridge.current().static_call(
+                "loci/formats/FormatTools",
+                "getPixelTypeString",
+                "(I)Ljava/lang/String;",
+                pixel_type_code,
+            )
         )
-    )
     dtype = readers.PIXEL_TYPES[pixel_type]
-    store = call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
-    size_c = int(call("getEffectiveSizeC", "()I"))
-    size_t = int(call("getSizeT", "()I"))
-    size_z = int(call("getSizeZ", "()I"))
+    store = reader.store
+    dimension_order, layout = reader.layout  # as set_series asked Bio-Formats
+    size_c, size_t, size_z = layout["C"], layout["T"], layout["Z"]
 
     def length(method: str) -> float | None:
         return _length_um(_store_get(store, method, "(I)Lome/units/quantity/Length;", series))
@@ -178,7 +187,7 @@ def spec_from_reader(
         resolution=resolution,
         series_count=reader.series_count,
         series_name=str(series_name) if series_name else f"Series {series}",
-        format=str(call("getFormat", "()Ljava/lang/String;")),
+        format=reader.format,
         size_t=size_t,
         size_c=size_c,
         size_z=size_z,
@@ -187,7 +196,7 @@ def spec_from_reader(
         samples=int(call("getRGBChannelCount", "()I")),
         dtype=dtype.name,
         pixel_type=pixel_type,
-        dimension_order=str(call("getDimensionOrder", "()Ljava/lang/String;")),
+        dimension_order=dimension_order,
         little_endian=bool(call("isLittleEndian", "()Z")),
         interleaved=bool(call("isInterleaved", "()Z")),
         physical_size_x=length("getPixelsPhysicalSizeX"),
@@ -297,7 +306,7 @@ def series_labels(names: Sequence[str]) -> list[str]:
 
 def series_names(reader: readers.Reader) -> list[str]:
     """Every series' name as :class:`ImageSpec` gives it (``"Series <i>"`` when unnamed)."""
-    store = reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+    store = reader.store
     names = []
     for i in range(reader.series_count):
         name = _store_get(store, "getImageName", "(I)Ljava/lang/String;", i)
@@ -369,7 +378,7 @@ def series_ome_xml(path: str, series: int) -> str:
 def file_ome_xml(path: str | os.PathLike[str]) -> str:
     """The OME-XML of the whole file (every series), from the reader's OME store."""
     reader = readers.get_reader(readers.check_path(path), 0)
-    return _dump(reader.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;"))
+    return _dump(reader.store)
 
 
 class OmeXml:

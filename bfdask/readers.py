@@ -180,6 +180,8 @@ class Reader:
         self._layout: tuple[str, dict[str, int]] = ("XYZCT", {"Z": 1, "C": 1, "T": 1})
         self._buffer: Any = None
         self._buffer_size = 0
+        self._format: str | None = None
+        self._store: Any = None
         reader = java.new("loci/formats/ImageReader", "()V")
         java.call(reader, "setGroupFiles", "(Z)V", True)
         java.call(reader, "setOriginalMetadataPopulated", "(Z)V", False)
@@ -212,6 +214,26 @@ class Reader:
                 raise
         self._read: PlaneReader | None = java.plane_reader(reader)
         self.series_count = int(java.call(reader, "getSeriesCount", "()I"))
+
+    @property
+    def layout(self) -> tuple[str, dict[str, int]]:
+        """The current series' dimension order and ``Z``/``C`` (effective)/``T`` sizes, as
+        Bio-Formats gave them when the series was set."""
+        return self._layout
+
+    @property
+    def format(self) -> str:
+        """Bio-Formats' name of the file's format (``getFormat``; asked once per reader)."""
+        if self._format is None:
+            self._format = str(self.call("getFormat", "()Ljava/lang/String;"))
+        return self._format
+
+    @property
+    def store(self) -> Any:
+        """The reader's OME metadata store (``getMetadataStore``; asked once per reader)."""
+        if self._store is None:
+            self._store = self.call("getMetadataStore", "()Lloci/formats/meta/MetadataStore;")
+        return self._store
 
     # plain-value accessors (one JNI call each)
     def call(self, name: str, signature: str, *args: Any) -> Any:
