@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import bridge, readers, safexml, sizes
+from . import bridge, jvm, readers, safexml, sizes
 from .errors import SeriesIndexError
 from .javaerrors import java_class_name
 
@@ -117,8 +117,9 @@ def _quantity(value: Any, unit_sig: str, unit_name: str) -> float | None:
         return None
     java = bridge.current()
     unit = _UNITS.get(unit_name)
-    if unit is None:  # a Java constant: looked up once per process
+    if unit is None:  # a Java constant: looked up once per process, let go before Java stops
         unit = _UNITS[unit_name] = java.static_field("ome/units/UNITS", unit_name, unit_sig)
+        jvm.at_shutdown(_UNITS.clear)
     try:
         number = java.call(value, "value", "(Lome/units/unit/Unit;)Ljava/lang/Number;", unit)
     except java.java_exception:  # unit not convertible (e.g. pixels, reference frame)

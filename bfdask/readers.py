@@ -286,7 +286,7 @@ class Reader:
         if self.java is None:
             return
         java, self.java = self.java, None
-        self._read = None
+        self._read, self._store = None, None
         bridged = bridge.current()
         if not bridged.can_call():
             with _orphans_lock:
