@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Bio-Formats files as lazy dask/xarray arrays: line profiles on a cluster.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="write a sample time-lapse and analyse it")
@@ -95,7 +96,8 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_profile(prof: argparse.ArgumentParser) -> None:
     """The options of ``bfdask profile``."""
-    prof.add_argument("path", type=Path, help="any file Bio-Formats reads")
+    # optional for argparse only: see _reclaim_positionals
+    prof.add_argument("path", type=Path, nargs="?", help="any file Bio-Formats reads")
     prof.add_argument(
         "--line",
         type=_parse_line,
@@ -148,6 +150,47 @@ def _add_profile(prof: argparse.ArgumentParser) -> None:
     _add_cluster_options(prof)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bfdask")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
+
+
+#: the positionals of each command, in order
+_POSITIONALS = {"convert": ("path", "out"), "profile": ("path",)}
+
+
+def _reclaim_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Take back the positionals that an option written before them swallowed.
+
+    ``--series S...`` takes every word after it and ``--positions [PATTERN]`` the next one, so
+    ``convert --series 1 in.lif out.zarr`` and ``profile --positions in.lif`` leave the
+    positionals empty: they are the last words those options took. Anything still missing is
+    the usual usage error.
+    """
+    names = _POSITIONALS.get(args.command, ())
+    missing = [name for name in names if getattr(args, name) is None]
+    if not missing:
+        return
+    series = list(getattr(args, "series", None) or [])
+    if args.command == "profile" and args.positions not in (None, DEFAULT_PATTERN):
+        if os.path.exists(args.positions) or not series:
+            series.append(args.positions)  # `--positions in.lif`: the path, default pattern
+            args.positions = DEFAULT_PATTERN
+    if len(series) >= len(missing):
+        taken, series = series[len(series) - len(missing) :], series[: len(series) - len(missing)]
+        for name, value in zip(missing, taken, strict=True):
+            setattr(args, name, Path(str(value)))
+        if hasattr(args, "series"):
+            args.series = series or None
+        missing = []
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (tifffile style).
 
@@ -156,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv
         Arguments without the program name; default ``sys.argv[1:]``.
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _reclaim_positionals(parser, args)
     _configure_logging(args.verbose)
     from .errors import BfdaskError
 

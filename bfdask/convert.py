@@ -472,8 +472,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``bfdask convert``."""
     from .commands import series_argument
 
-    parser.add_argument("path", type=Path, help="any file Bio-Formats reads")
-    parser.add_argument("out", type=Path, help="the OME-Zarr store to write (OUT.zarr)")
+    # optional for argparse only: bfdask.cli takes them back from a --series written before
+    # them (`convert --series 1 in.lif out.zarr`); missing, they are a usage error there
+    parser.add_argument("path", type=Path, nargs="?", help="any file Bio-Formats reads")
+    parser.add_argument("out", type=Path, nargs="?", help="the OME-Zarr store to write (OUT.zarr)")
     parser.add_argument(
         "--series",
         type=series_argument,

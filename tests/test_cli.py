@@ -101,8 +101,8 @@ def test_profile_positions_auto_line_csv(tmp_path: Path) -> None:
     out = tmp_path / "out" / "stats.csv"
     stats = "min,max,min_max_ratio,slope,missing"
     done, _ = _run(
-        [
-            *("profile", str(path), "--positions", "--line", "auto", "--stats", stats),
+        [  # --positions before the file (issue #16: it took the path as its pattern)
+            *("profile", "--positions", str(path), "--line", "auto", "--stats", stats),
             *("--z", "sum", "--out", str(out), "--workers", "1"),
         ]
     )
@@ -190,6 +190,19 @@ def test_bad_arguments_are_usage_errors(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["profile", "x.lif", "--line", "auto", "--stats", "min,median"])
     assert exit_.value.code == 2
+
+
+def test_version_and_missing_positionals(capsys) -> None:
+    """Issue #16: `bfdask --version`; a command without its file is a usage error."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("bfdask ")
+    for argv in (["convert", "only.lif"], ["profile", "--line", "auto"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "the following arguments are required" in capsys.readouterr().err
 
 
 def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:

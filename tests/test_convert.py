@@ -345,3 +345,14 @@ def test_overwrite_refuses_a_store_that_is_a_symbolic_link(fake, tmp_path, capsy
         bfdask.to_ome_zarr(path, link, overwrite=True)
     assert link.is_symlink() and sorted(p.relative_to(real) for p in real.rglob("*")) == before
     assert bfdask.to_ome_zarr(path, real, overwrite=True) == ["0"]  # the real path: replaced
+
+
+def test_cli_convert_options_before_the_positionals(fake, tmp_path):
+    """Issue #16: `bfdask convert --series 1 in out` (the option first) works as written last."""
+    path = fake("first", sizeX=8, sizeY=6, sizeT=2, series=3, pixelType="uint8")
+    store = tmp_path / "first.zarr"
+    assert main(["convert", "--series", "2", "0", path, str(store)]) == 0
+    assert list(read_store(store)) == ["2", "0"]
+    again = tmp_path / "again.zarr"
+    assert main(["convert", "--overwrite", path, str(again), "--series", "1"]) == 0
+    assert list(read_store(again)) == ["1"]
