@@ -78,7 +78,7 @@ def open(
     *,
     series: int | str = 0,
     resolution: int = 0,
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     dims: str = "TCZYX",
     ome: bool = True,
     pixels: str | None = None,
@@ -100,8 +100,9 @@ def open(
         Resolution level. Bio-Formats lists pyramid levels as series of their own, so this is
         0 for every file in its default (flattened) view.
     chunks
-        Block sizes by dim name, e.g. ``{"T": 4}`` or ``{"Z": 1}`` (one plane per task); each
-        value as dask accepts for one axis (int, tuple, -1, "auto"). Default: one block per
+        Block sizes by dim name (any case), e.g. ``{"T": 4}`` or ``{"Z": 1}`` (one plane per
+        task); each value as dask accepts for one axis (int, tuple, -1, "auto"); a block size
+        of 0 is a ``ValueError``. ``"auto"`` (as the xarray engine takes it) or None: one block per
         timepoint (all C, Z, Y, X), split along Z then Y/X only when a block exceeds dask's
         ``array.chunk-size``; planes above Java's 2 GB array limit are always tiled.
     dims
@@ -150,7 +151,7 @@ def open(
 def open_all(
     path: str | os.PathLike[str],
     *,
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     dims: str = "TCZYX",
     ome: bool = True,
     pixels: str | None = None,

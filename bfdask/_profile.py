@@ -423,7 +423,7 @@ def profile_series(
     dst: Sequence[float] | None = None,
     series: int | str | Iterable[int | str] | None = None,
     *,
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     compute: bool = True,
     **kwargs: Any,
 ) -> dict[str, xr.Dataset]:

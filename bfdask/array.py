@@ -163,7 +163,7 @@ def block_source(
 def to_dask(
     spec: ImageSpec,
     dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     choice: Choice | None = None,
 ) -> da.Array:
     """The lazy dask array of ``spec``, with axes in the order ``dims`` (normalized).
@@ -274,7 +274,7 @@ def open_spec(
     spec: ImageSpec,
     *,
     dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     ome_xml: str | None = None,
     pixels: str | None = None,
     choice: Choice | None = None,
@@ -327,7 +327,7 @@ def open_dask(
     spec: ImageSpec,
     *,
     dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     pixels: str | None = None,
     choice: Choice | None = None,
 ) -> da.Array:

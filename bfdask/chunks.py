@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask.config
 import dask.utils
+import numpy as np
 from dask.array.core import normalize_chunks
 
 if TYPE_CHECKING:
@@ -65,9 +66,22 @@ def default_chunks(
     return chunks
 
 
+def _check_block_size(dim: str, value: Any) -> None:
+    """A block size of 0 (or below -1) cannot tile an axis: a clear error, not dask's
+    ``ZeroDivisionError``."""
+    sizes = value if isinstance(value, tuple | list) else (value,)
+    for size in sizes:
+        if isinstance(size, int | np.integer) and not isinstance(size, bool):
+            if size == 0 or size < -1:
+                raise ValueError(
+                    f"chunks={{{dim!r}: {value!r}}}: a block size must be a positive number of "
+                    f"planes or pixels, -1 (the whole axis) or 'auto', not {size}."
+                )
+
+
 def plan(
     spec: ImageSpec,
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     chunk_size: int | str | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """The chunks of every dimension of ``spec``, in canonical order TCZYX(S).
@@ -77,34 +91,44 @@ def plan(
     spec
         The series.
     chunks
-        Optional overrides by dimension name, each as dask accepts for one axis: an int block
-        size, a tuple of block sizes, ``-1`` (whole axis) or ``"auto"``. Unnamed dims keep the
-        default plan (:func:`default_chunks`). ``S`` (RGB samples) cannot be split.
+        Optional overrides by dimension name (any case, as ``dims``), each as dask accepts for
+        one axis: an int block size, a tuple of block sizes, ``-1`` (whole axis) or
+        ``"auto"``. Unnamed dims keep the default plan (:func:`default_chunks`); ``"auto"``
+        alone is that plan. ``S`` (RGB samples) cannot be split.
     chunk_size
         Byte budget used by the defaults (default: dask's ``array.chunk-size``).
 
     Raises
     ------
     ValueError
-        For an unknown dimension name, a split ``S`` or block sizes that do not add up.
+        For an unknown or repeated dimension name, a block size of 0, a split ``S`` or block
+        sizes that do not add up.
     """
     result = default_chunks(spec, chunk_size)
-    if chunks is None:
-        return result
+    if chunks is None or (isinstance(chunks, str) and chunks.lower() == "auto"):
+        return result  # "auto", as the xarray engine takes it: bfdask's default plan
     if not isinstance(chunks, Mapping):
         raise ValueError(
-            f"chunks must be a dict by dimension name such as {{'T': 1, 'Z': 10}}, not {chunks!r}"
+            f"chunks must be a dict by dimension name such as {{'T': 1, 'Z': 10}} (or "
+            f"'auto'), not {chunks!r}"
         )
     sizes = spec.sizes
-    unknown = set(chunks) - set(sizes)
+    by_dim: dict[str, Any] = {}
+    for key, value in chunks.items():
+        dim = key.upper() if isinstance(key, str) else key  # the case rule of `dims`
+        if dim in by_dim:
+            raise ValueError(f"chunks names dimension {dim!r} twice ({list(chunks)}).")
+        by_dim[dim] = value
+    unknown = set(by_dim) - set(sizes)
     if unknown:
         raise ValueError(
-            f"chunks names unknown dimension(s) {sorted(unknown)}; this series has dims "
-            f"{''.join(sizes)}."
+            f"chunks names unknown dimension(s) {sorted(map(str, unknown))}; this series has "
+            f"dims {''.join(sizes)}."
         )
-    for dim, value in chunks.items():
+    for dim, value in by_dim.items():
         if value is None:
             continue
+        _check_block_size(dim, value)
         normalized = normalize_chunks(
             (value,), shape=(sizes[dim],), limit=_budget(chunk_size), dtype=spec.dtype
         )[0]

@@ -195,7 +195,7 @@ def open_positions(
     *,
     times: TimeFunction | None = None,
     z_mismatch: str = "error",
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     z: str | None = None,
 ) -> xr.DataArray:
     """Open every position of a file, its series stitched along T in acquisition order.
@@ -369,7 +369,7 @@ def _acquisition(
 
 def _stitch(
     acquisitions: Sequence[Acquisition],
-    chunks: Mapping[str, Any] | None,
+    chunks: Mapping[str, Any] | str | None,
     z_mismatch: str,
     size_z: int,
     head: da.Array | None = None,

@@ -58,7 +58,7 @@ def build_tree(
     path: str | os.PathLike[str],
     *,
     dims: str = "TCZYX",
-    chunks: Mapping[str, Any] | None = None,
+    chunks: Mapping[str, Any] | str | None = None,
     ome: bool = True,
     pixels: str | None = None,
     lazy: bool = False,

@@ -79,3 +79,25 @@ def test_bad_chunks_argument():
         plan(spec(), (1, 2, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown dimension"):
         plan(spec(), {"W": 1})
+
+
+def test_auto_alone_is_the_default_plan():
+    """Issue #16: chunks="auto", as the xarray engine takes it."""
+    s = spec(z=10, y=256, x=256)
+    assert plan(s, "auto", "128MiB") == plan(s, None, "128MiB") == default_chunks(s, "128MiB")
+    with pytest.raises(ValueError, match="dict by dimension name"):
+        plan(s, "tiny")
+
+
+def test_chunk_keys_follow_the_case_rule_of_dims():
+    s = spec(z=10, y=256, x=256)
+    assert plan(s, {"z": 1, "t": 2}) == plan(s, {"Z": 1, "T": 2})
+    with pytest.raises(ValueError, match="twice"):
+        plan(s, {"z": 1, "Z": 2})
+
+
+@pytest.mark.parametrize("value", [0, (5, 0, 5), -2])
+def test_a_zero_block_size_is_a_value_error(value):
+    """Issue #16: chunks={"T": 0} was dask's ZeroDivisionError."""
+    with pytest.raises(ValueError, match="positive number"):
+        plan(spec(z=10, y=256, x=256), {"T": value})
