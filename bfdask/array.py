@@ -203,7 +203,11 @@ def _name_hash(*parts: object) -> str:
 
 
 def coords(spec: ImageSpec) -> dict[str, Any]:
-    """Coordinates in physical units (µm, s) where the file records them."""
+    """Coordinates in physical units (µm, s) where the file records them.
+
+    ``T`` is the planes' DeltaT as Bio-Formats reports it (seconds from the acquisition start,
+    so an ND2 may start at 4.2 s, not 0), else ``T`` x TimeIncrement from 0.
+    """
     import xarray as xr
 
     out: dict[str, Any] = {}
@@ -238,10 +242,16 @@ def attrs(spec: ImageSpec, ome_xml: str | None, choice: Choice | None = None) ->
     }
     if choice is not None and choice.damage.notes:
         out["damage"] = "; ".join(choice.damage.notes)
-    for key in ("physical_size_x", "physical_size_y", "physical_size_z", "time_increment"):
+    for key in ("physical_size_x", "physical_size_y", "physical_size_z"):
         value = getattr(spec, key)
         if value is not None:
             out[key] = value
+    # time, the same way for every file that records it: the step between timepoints (its
+    # TimeIncrement, else its planes' DeltaT) and when the acquisition started
+    if spec.frame_interval is not None:
+        out["time_increment"] = spec.frame_interval
+    if spec.acquisition_date:
+        out["acquisition_date"] = spec.acquisition_date
     if ome_xml is not None:
         out["ome_xml"] = ome_xml
     return out

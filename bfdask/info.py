@@ -27,7 +27,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         file of the dataset), ``file_size`` (bytes, all files), ``open_seconds``,
         ``series_count`` and ``series``: one dict per series with ``index``, ``name``,
         ``dims``, ``shape`` (by dim), ``dtype``, ``pixel_type``, ``dimension_order``,
-        ``physical_size`` (µm by X/Y/Z, None if unknown), ``time_increment`` (s),
+        ``physical_size`` (µm by X/Y/Z, None if unknown), ``time_increment`` (s between
+        timepoints: TimeIncrement, else the planes' DeltaT), ``acquisition_date`` (ISO 8601),
         ``channels``, ``resolutions``, ``nbytes``.
 
     Raises
@@ -46,7 +47,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         files = metadata.used_files(reader)
         series = []
         for index in range(reader.series_count):
-            spec = metadata.spec_from_reader(reader, index, timestamps=False)
+            spec = metadata.spec_from_reader(reader, index)
             series.append(
                 {
                     "index": index,
@@ -61,7 +62,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
                         "Y": spec.physical_size_y,
                         "Z": spec.physical_size_z,
                     },
-                    "time_increment": spec.time_increment,
+                    "time_increment": spec.frame_interval,
+                    "acquisition_date": spec.acquisition_date,
                     "channels": list(spec.channel_names),
                     "resolutions": metadata.resolution_count(reader, index),
                     "nbytes": spec.nbytes,
@@ -147,8 +149,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: cut with an ellipsis, never silently."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def format_file(info: dict[str, Any]) -> str:
-    """``describe``'s result as text: a header and a table of series."""
+    """``describe``'s result as text: a header, the dataset's files, a table of series."""
     lines = [f"{info['path']}"]
     size = info["file_size"]
     for key, value in (
@@ -161,20 +168,24 @@ def format_file(info: dict[str, Any]) -> str:
         ("series", info["series_count"]),
     ):
         lines.append(f"{key:>19}: {value}")
+    if len(info["files"]) > 1:  # a multi-file dataset: every file it reads
+        lines.append("")
+        lines.extend(f"{'':>19}  {name}" for name in info["files"])
     lines.append("")
     lines.append(
         f"{'#':>4}  {'name':<32} {'shape':<30} {'dtype':<7} {'µm (X, Y, Z)':<22} "
-        f"{'res':>3}  channels"
+        f"{'Δt (s)':>9} {'res':>3}  channels"
     )
     for s in info["series"]:
         shape = "x".join(str(n) for n in s["shape"].values()) + " " + s["dims"]
         size_um = ", ".join(
             "-" if s["physical_size"][d] is None else f"{s['physical_size'][d]:.4g}" for d in "XYZ"
         )
+        step = "-" if s.get("time_increment") is None else f"{s['time_increment']:.4g}"
         channels = ", ".join(s["channels"])
         lines.append(
-            f"{s['index']:>4}  {s['name'][:32]:<32} {shape:<30} {s['dtype']:<7} {size_um:<22} "
-            f"{s['resolutions']:>3}  {channels[:60]}"
+            f"{s['index']:>4}  {_fit(s['name'], 32):<32} {_fit(shape, 30):<30} {s['dtype']:<7} "
+            f"{size_um:<22} {step:>9} {s['resolutions']:>3}  {_fit(channels, 60)}"
         )
     if any("pixels" in s for s in info["series"]):
         lines.append("")

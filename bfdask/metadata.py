@@ -62,6 +62,18 @@ class ImageSpec:
     acquisition_date: str | None = None  # ISO 8601 (OME Image AcquisitionDate), if recorded
 
     @property
+    def frame_interval(self) -> float | None:
+        """Seconds between timepoints: the file's TimeIncrement, else the median step of its
+        planes' DeltaT; None when the file records neither (or there is one timepoint)."""
+        if self.time_increment:
+            return self.time_increment
+        if len(self.timestamps) < 2:
+            return None
+        steps = sorted(b - a for a, b in zip(self.timestamps, self.timestamps[1:]))
+        middle = steps[len(steps) // 2]
+        return middle if middle > 0 else None
+
+    @property
     def sizes(self) -> dict[str, int]:
         """``{"T": ..., "C": ..., "Z": ..., "Y": ..., "X": ...}`` (+ ``"S"`` for RGB)."""
         sizes = {
