@@ -29,6 +29,7 @@ ENV_VARS = {
     "bfdask.pixels": "BFDASK_PIXELS",
     "bfdask.reader.allow-outside-files": "BFDASK_ALLOW_OUTSIDE_FILES",
     "bfdask.reader.open-timeout": "BFDASK_OPEN_TIMEOUT",
+    "bfdask.progress": "BFDASK_PROGRESS",
 }
 
 _TRUE = ("1", "true", "yes", "on")

@@ -78,8 +78,9 @@ def test_demo_end_to_end(demo_run: tuple[Path, subprocess.CompletedProcess, floa
     assert len(table) == sum(len(POSITIONS.timepoints(p)) for p in POSITIONS.positions) * 2
     flagged = [row for row in table if row["bad"] == "True"]
     assert [(r["position"], r["block"]) for r in flagged] == [(position, block)] * 2  # 2 channels
-    # the progress bar on stderr, stdout only results; no Bio-Formats / distributed log noise
-    assert "100% Completed" in done.stderr and "Completed" not in done.stdout
+    # no progress bar in a log (stderr is a pipe here; issue #16), stdout only results, no
+    # Bio-Formats / distributed log noise
+    assert "Completed" not in done.stderr and "Completed" not in done.stdout
     for noise in ("INFO", "WARN", "DEBUG", "distributed.", "Traceback"):
         assert noise not in done.stdout
         assert noise not in done.stderr
@@ -203,6 +204,37 @@ def test_version_and_missing_positionals(capsys) -> None:
             main(argv)
         assert exit_.value.code == 2
         assert "the following arguments are required" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    """Issue #16: a bar on a terminal (a pseudo-terminal here), none in a log file."""
+    import os
+    import pty
+
+    path = tmp_path / "bar&sizeX=32&sizeY=32&sizeT=4.fake"
+    path.touch()
+    argv = [*_command(), "convert", str(path), str(tmp_path / "tty.zarr")]
+    leader, follower = pty.openpty()
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=follower, timeout=180)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: all read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    assert b"100% Completed" in seen
+    log = tmp_path / "log.txt"
+    with log.open("w") as err:
+        argv[-1] = str(tmp_path / "log.zarr")
+        logged = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=180)
+    assert logged.returncode == 0
+    assert "Completed" not in log.read_text()
 
 
 def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:

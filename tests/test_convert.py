@@ -141,9 +141,10 @@ def test_ome_tiff_round_trip_with_physical_sizes_and_names(tmp_path):
 @pytest.mark.slow
 @pytest.mark.cluster
 @pytest.mark.parametrize("path", [LIF, CZI], ids=["lif-4-series", "czi-3-scenes"])
-def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys):
+def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys, monkeypatch):
     from distributed import Client
 
+    monkeypatch.setenv("BFDASK_PROGRESS", "yes")  # a bar although stderr is no terminal here
     store = tmp_path / "real.zarr"
     planes = sum(
         s.shape[0] * s.shape[1] * s.shape[2] for s in bfdask.list_series(path)
@@ -172,13 +173,17 @@ def test_cli_convert_real_files_on_a_cluster(cluster, path, tmp_path, capsys):
     assert xml.count("<Image ") == len(series)
 
 
-def test_cli_convert_locally_a_subset_with_progress(fake, tmp_path, capsys):
+def test_cli_convert_locally_a_subset_with_progress(fake, tmp_path, capsys, monkeypatch):
     path = fake("sub", sizeX=20, sizeY=10, sizeT=3, series=4, pixelType="uint8")
     store = tmp_path / "sub.zarr"
+    monkeypatch.setenv("BFDASK_PROGRESS", "yes")
     assert main(["convert", path, str(store), "--series", "3", "1", "--pyramid", "2"]) == 0
     printed = capsys.readouterr()
     assert "100% Completed" in printed.err  # dask's local ProgressBar, on stderr
     assert "Completed" not in printed.out
+    monkeypatch.delenv("BFDASK_PROGRESS")  # stderr captured, not a terminal: no bar
+    assert main(["convert", path, str(tmp_path / "quiet.zarr"), "--series", "0"]) == 0
+    assert "Completed" not in capsys.readouterr().err
     images = read_store(store)
     assert list(images) == ["3", "1"]  # the order asked; OME-XML Images in the same order
     assert [lvl.shape[3:] for lvl in images["3"]["levels"]] == [(10, 20), (5, 10), (2, 5)]
