@@ -205,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from .errors import BfdaskError
 
+    # Bio-Formats' own WARN lines ("SamplesPerPixel mismatch" on a companion OME-TIFF) say
+    # nothing a user acts on: a terminal sees its errors only, -v shows them. Set in the
+    # environment for the command's time, so that the workers of a local cluster start their
+    # JVMs the same way; a BFDASK_LOG_LEVEL the user set wins.
+    level_set = "BFDASK_LOG_LEVEL" not in os.environ
+    if level_set:
+        os.environ["BFDASK_LOG_LEVEL"] = "WARN" if args.verbose else "ERROR"
     try:
         if args.command == "info":
             from . import info
@@ -224,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BfdaskError, OSError, ValueError) as exc:
         print(f"bfdask: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if level_set:
+            os.environ.pop("BFDASK_LOG_LEVEL", None)
 
 
 def _configure_logging(verbose: bool) -> None:

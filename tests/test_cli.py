@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shared_data import DATA, requires_data
 
 from bfdask import demo
 from bfdask.cli import main
@@ -204,6 +205,32 @@ def test_version_and_missing_positionals(capsys) -> None:
             main(argv)
         assert exit_.value.code == 2
         assert "the following arguments are required" in capsys.readouterr().err
+
+
+@requires_data
+def test_bioformats_warnings_only_with_verbose(tmp_path: Path) -> None:
+    """Issue #16: Bio-Formats' WARN lines stay off the terminal unless -v asks."""
+    import os
+    import shutil
+
+    folder = tmp_path / "companion"
+    shutil.copytree(DATA / "ome-tiff" / "ometiffjl_companion", folder)
+    path = folder / "multifile-Z1.ome.tiff"
+    env = {k: v for k, v in os.environ.items() if k != "BFDASK_LOG_LEVEL"}
+    env["BFDASK_MEMO_DIR"] = ""  # a memoized open would not parse the file, nor warn
+    quiet, loud = (
+        subprocess.run(
+            [*_command(), *flags, "info", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+        for flags in ([], ["-v"])
+    )
+    assert quiet.returncode == loud.returncode == 0
+    assert "SamplesPerPixel mismatch" not in quiet.stderr
+    assert "SamplesPerPixel mismatch" in loud.stderr  # the file does make Bio-Formats warn
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
