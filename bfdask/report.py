@@ -206,7 +206,11 @@ def _text_one(name: str, ds: xr.Dataset, stats: Sequence[str], flagged: pd.DataF
     head = f"{'T':>4} {'time (h)':>9} {'block':<20} {'channel':<8}" + "".join(
         f" {stat[:13]:>13}" for stat in stats
     )
-    lines = [f"== {name} ==", head]
+    lines = [f"== {name} =="]
+    why = _line_reason(ds)
+    if why:  # line="auto" found no line: the statistics are NaN, here is why
+        lines.append(f"no line found: {why}")
+    lines.append(head)
     for i in range(ds.sizes.get("T", 1)):
         t = labels[i]
         for c, channel in enumerate(_channels(ds)):
@@ -221,6 +225,13 @@ def _text_one(name: str, ds: xr.Dataset, stats: Sequence[str], flagged: pd.DataF
     else:
         lines.append("flagged timepoints: none")
     return "\n".join(lines) + "\n"
+
+
+def _line_reason(ds: xr.Dataset) -> str:
+    """Why ``line="auto"`` found no line for this position (``""`` when it found one)."""
+    if "line_reason" not in ds.coords or ds["line_reason"].ndim != 0:
+        return ""
+    return str(ds["line_reason"].values)
 
 
 def plot(
@@ -271,11 +282,23 @@ def _panel(
     if not np.isfinite(hours).any():
         hours = np.arange(ds.sizes.get("T", 1), dtype=float)
     channel = {"C": 0} if "C" in ds.dims else {}
+    blocks = _blocks(ds)
+    # one line per acquisition block: the gap between blocks (hours without imaging) is not
+    # drawn as if the statistic changed steadily across it
+    starts = [0, *(i for i in range(1, len(blocks)) if blocks[i] != blocks[i - 1])]
+    segments = [slice(a, b) for a, b in zip(starts, [*starts[1:], len(blocks)])]
     for i, stat in enumerate(stats):
         values = np.asarray(ds[stat].isel(channel).values, dtype=float)
         top = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
-        ax.plot(hours, values / (top or 1.0), ".-", color=f"C{i}", label=stat, ms=3)
-    blocks = _blocks(ds)
+        for k, part in enumerate(segments):
+            ax.plot(
+                hours[part],
+                values[part] / (top or 1.0),
+                ".-",
+                color=f"C{i}",
+                label=stat if k == 0 else None,
+                ms=3,
+            )
     for i in range(1, len(blocks)):
         if blocks[i] != blocks[i - 1]:
             edge = (hours[i - 1] + hours[i]) / 2
