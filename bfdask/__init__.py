@@ -142,6 +142,11 @@ def open(
     NativePixelsError
         ``pixels="native"`` and the series has no verified native plan (a ``ValueError``).
     """
+    from . import ngff
+
+    if ngff.is_store(path):  # an OME-Zarr store (bfdask convert's): zarr reads it, no Java
+        return ngff.open_image(path, series, resolution, chunks=chunks, dims=dims)
+
     from .array import open_series
 
     return open_series(path, series, resolution, chunks=chunks, dims=dims, ome=ome, pixels=pixels)
