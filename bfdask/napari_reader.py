@@ -64,7 +64,7 @@ def read(path: str | list[str]) -> list[LayerData]:
     colormaps = ["gray"] if len(channels) == 1 else [
         COLORMAPS[i % len(COLORMAPS)] for i in range(len(channels))
     ]  # fmt: skip
-    dims = [d for d in data.dims if d not in ("C", "S")]  # the dims of each layer
+    dims = [str(d) for d in data.dims if d not in ("C", "S")]  # the dims of each layer
     scale = [_step(data, d) for d in dims]
     attrs = {k: v for k, v in data.attrs.items() if k != "ome_xml"}
     metadata = {"bfdask": attrs, "ome_xml": data.attrs.get("ome_xml"), "series": listing}
