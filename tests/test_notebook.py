@@ -50,17 +50,17 @@ def test_notebook_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     client.execute()
 
     assert _text(probe).strip() == sys.prefix  # the kernel is this venv's Python
-    assert (tmp_path / "demo-output" / "embryos.ome.tif").exists()
+    assert (tmp_path / "demo-output" / "positions.ome.tif").exists()  # `bfdask demo` wrote it
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     errors = [out for cell in code for out in cell.outputs if out.output_type == "error"]
     assert not errors
+    sources = "\n".join(cell.source for cell in code)
+    assert "bfdask.demo" not in sources and "from bfdask.demo" not in sources  # public API only
+    assert "open_positions" in sources and 'line="auto"' in sources
     texts = [_text(cell) for cell in code]
-    table = next(t for t in texts if "time (h)" in t and "mean" in t)
-    assert "<table" in table
+    table = next(t for t in texts if "min_max_ratio" in t and "block" in t and "<table" in t)
+    assert "22.5h to 41h pSCI" in table  # the blocks, stitched in time
     flagged = next(t for t in texts if "reason" in t and "detail" in t)
-    assert "blank" in flagged and "16200" in flagged  # T=9 at 4.5 h
+    assert "blank" in flagged and "Pos008" in flagged  # the demo's failed acquisition
     images = [out for cell in code for out in cell.outputs if "image/png" in out.get("data", {})]
     assert len(images) == 1
-    summary = next(t for t in texts if "Pos002" in t and "flagged" in t)
-    assert "Pos002: max" in summary and "flagged [9]" in summary
-    assert summary.count("flagged []") == 2
