@@ -54,12 +54,13 @@ def read(path: str | list[str]) -> list[LayerData]:
     bfdask.BfdaskError
         As :func:`bfdask.open` does (napari shows the message).
     """
-    import bfdask
+    from .array import open_series
+    from .metadata import list_series
 
     if isinstance(path, list):
         (path,) = path
-    data = bfdask.open(path, series=0)
-    listing = [f"{s.index}: {s.name} {s.shape}" for s in bfdask.list_series(path)]
+    data = open_series(path, 0)
+    listing = [f"{s.index}: {s.name} {s.shape}" for s in list_series(path)]
     channels = [str(c) for c in data["C"].values]
     colormaps = ["gray"] if len(channels) == 1 else [
         COLORMAPS[i % len(COLORMAPS)] for i in range(len(channels))

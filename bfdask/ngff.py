@@ -32,9 +32,12 @@ _TO_S = {"millisecond": 1e-3, "second": 1.0, "minute": 60.0, "hour": 3600.0}
 def is_store(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a directory holding a zarr group (format 2 or 3)."""
     folder = Path(path)
-    return folder.is_dir() and any(
-        (folder / name).is_file() for name in (".zattrs", ".zgroup", "zarr.json")
-    )
+    try:
+        return folder.is_dir() and any(
+            (folder / name).is_file() for name in (".zattrs", ".zgroup", "zarr.json")
+        )
+    except OSError:  # a name too long, a loop...: not a store; opening it says what is wrong
+        return False
 
 
 def _attrs(group: Any) -> dict[str, Any]:

@@ -34,11 +34,12 @@ from .errors import (
     CorruptFileError,
     JavaMemoryError,
     SeriesIndexError,
-    UnsupportedFormatError,
 )
 from .files import FileStamp, check_unchanged, count_planes, file_stamp
 from .files import planes_read as planes_read  # re-exported: tests and diagnostics use it here
-from .javaerrors import JavaThrown, call_quietly, java_exception, translate_java_error
+from .javaerrors import JavaThrown, java_exception, translate_java_error
+from .opening import check_path as check_path  # re-exported: callers check paths here
+from .opening import set_id
 from .order import plane_index
 
 if TYPE_CHECKING:
@@ -77,89 +78,12 @@ def memo_dir() -> Path | None:
     return Path(str(value)).expanduser()
 
 
-def check_path(path: str | os.PathLike[str]) -> str:
-    """Return ``path`` made absolute, or raise a clear error before Java sees it.
-
-    Only regular files go on (never a FIFO, socket or device), once the checks of their format
-    in :mod:`bfdask.precheck` have passed (IFD loops, LIF claims, DTDs in OME-XML).
-    """
-    from . import precheck
-
-    p = Path(path).expanduser()
-    st = precheck.stat_path(p)  # missing, symlink loop, name too long: BfdaskFileNotFoundError
-    if p.is_dir():
-        raise UnsupportedFormatError(
-            f"{str(p)!r} is a directory; pass the path of an image file inside it "
-            "(for a multi-file dataset, the file Bio-Formats opens, e.g. the .companion.ome)."
-        )
-    precheck.require_regular_file(p, st)
-    if st.st_size == 0 and p.suffix.lower() != ".fake":
-        raise UnsupportedFormatError(f"{str(p)!r} is empty (0 bytes): there is nothing to read.")
-    resolved = str(p.resolve())
-    precheck.check_contents(resolved, st)
-    return resolved
-
-
 # -- one open reader ------------------------------------------------------------------------
 
 #: bytes at the end of each plane buffer marked before ``openBytes`` (see ``read_plane``)
 MARKED_TAIL = 64
 #: the two marks (Java bytes are signed: 0xA5 and 0x5A)
 MARKS = (-91, 90)
-
-
-def open_timeout(path: str) -> float:
-    """Seconds Bio-Formats may take to read the structure of ``path`` (``setId``).
-
-    The setting ``bfdask.reader.open-timeout`` (env ``BFDASK_OPEN_TIMEOUT``; 0 turns the bound
-    off), else 20 s plus 1 s per 100 MB of file: a damaged file whose structure loops fails
-    within seconds, a real 400 GB file may take minutes, and a first open on a loaded machine
-    (Bio-Formats' classes loading) has room.
-    """
-    value = config.get("bfdask.reader.open-timeout")
-    if value is not None and str(value).strip() != "":
-        return float(value)
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    return 20.0 + size / 100e6
-
-
-def _set_id(reader: Any, path: str) -> None:
-    """``setId`` on a thread of its own, given :func:`open_timeout` seconds.
-
-    A Java thread cannot be stopped: past the bound it is left to finish (or spin) in the
-    background, and the caller gets an error instead of a hang. Raises
-    :class:`JavaThrown` for Bio-Formats' own errors.
-    """
-    limit = open_timeout(path)
-    if limit <= 0:
-        call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
-        return
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            jvm.ensure()  # attach this thread
-            call_quietly(reader, "setId", "(Ljava/lang/String;)V", path)
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, name="bfdask-setId", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
-        raise UnsupportedFormatError(
-            f"Bio-Formats did not finish reading the structure of {path!r} within {limit:.0f} "
-            "s: the file is probably damaged (a structure that loops or claims absurd sizes). "
-            "For a file that is only slow to open, raise the bound: BFDASK_OPEN_TIMEOUT=600 "
-            "(or dask config 'bfdask.reader.open-timeout'; 0 for none). Bio-Formats' attempt "
-            "goes on in the background of this process, which stays usable."
-        )
-    if outcome and outcome[0] is not None:
-        raise outcome[0]
 
 
 class Reader:
@@ -198,7 +122,7 @@ class Reader:
                 java.new("java/io/File", "(Ljava/lang/String;)V", str(directory)),
             )
         try:
-            _set_id(reader, path)
+            set_id(reader, path)
         except JavaThrown as exc:
             try:
                 java.call(reader, "close", "()V")

@@ -22,7 +22,7 @@ from dask.array.utils import assert_eq
 from shared_data import DATA, requires_data
 
 import bfdask
-from bfdask import dataset, readers, tiff
+from bfdask import dataset, opening, readers, tiff
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,14 +99,14 @@ def test_a_name_outside_the_folder_is_refused_before_bioformats_opens_it(
     hostile_companion, tmp_path, pixels, opened, monkeypatch
 ):
     set_ids = []
-    quiet = readers.call_quietly
+    quiet = opening.call_quietly
 
     def recording(obj, name, signature, *args):  # every Java setId bfdask makes
         if name == "setId":
             set_ids.append(args)
         return quiet(obj, name, signature, *args)
 
-    monkeypatch.setattr(readers, "call_quietly", recording)
+    monkeypatch.setattr(opening, "call_quietly", recording)
     path = hostile_companion.parent / opened
     with pytest.raises(bfdask.OutsideDatasetError) as exc:
         bfdask.open(path, pixels=pixels)
