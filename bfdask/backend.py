@@ -62,9 +62,13 @@ class BioformatsBackendEntrypoint(BackendEntrypoint):
         """One series as a Dataset with the variable ``image`` (dims, coords and attrs as
         :func:`bfdask.open`); ``series``, ``resolution``, ``dims``, ``ome``, ``pixels`` as
         there."""
+        from . import ngff
         from .array import open_series
         from .tree import series_dataset
 
+        if ngff.is_store(_path(filename_or_obj)):  # an OME-Zarr store: zarr reads it (dask)
+            image = ngff.open_image(_path(filename_or_obj), series, resolution, dims=dims)
+            return _drop(series_dataset(image), drop_variables)
         array = open_series(
             _path(filename_or_obj),
             series,

@@ -108,3 +108,16 @@ def test_pixels_option_says_which_source_each_series_uses(path, capsys):
     assert main(["info", str(path), "--pixels"]) == 0
     text = capsys.readouterr().out
     assert f"   0  {expected}" in text
+
+
+def test_info_lists_a_datasets_files_and_never_cuts_a_name_silently(fake):
+    """Issue #16: a multi-file dataset lists its files; a long series name ends in an
+    ellipsis, not cut without a sign."""
+    from bfdask import info
+
+    described = info.describe(fake("short", sizeX=8, sizeY=8))
+    described["files"] = ["/data/set.companion.ome", "/data/set-Z1.ome.tiff"]
+    described["series"][0]["name"] = "Mark_and_Find_001/Position_with_a_very_long_name_042"
+    text = info.format_file(described)
+    assert "/data/set-Z1.ome.tiff" in text and "/data/set.companion.ome" in text
+    assert "Mark_and_Find_001/Position_with…" in text

@@ -94,3 +94,16 @@ def test_a_zarr_group_without_an_image_is_a_clear_error(tmp_path: Path) -> None:
     zarr.open_group(str(store), mode="w", zarr_format=2).create_array("a", shape=(2,), dtype="u1")
     with pytest.raises(bfdask.UnsupportedFormatError, match="no OME-NGFF image"):
         bfdask.open(store)
+
+
+@requires_data
+def test_the_xarray_engine_reads_a_store_too(tmp_path: Path) -> None:
+    import xarray as xr
+
+    path = DATA / SOURCES[0]
+    store = tmp_path / "engine.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bfdask.CorruptFileWarning)
+        bfdask.to_ome_zarr(path, store, series=[2])
+    dataset = xr.open_dataset(store, engine="bioformats")
+    assert_same(bfdask.open(path, series=2), dataset["image"])
