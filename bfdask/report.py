@@ -268,7 +268,11 @@ def plot(
         _panel(ax, name, ds, stats, flagged.get(name))
     for ax in list(axes.flat)[len(items) :]:
         ax.set_visible(False)
-    fig.tight_layout()
+    # one legend for the figure, above the panels: a legend inside each panel hid the data
+    # and the block names
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=max(1, len(names)), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
@@ -308,9 +312,10 @@ def _panel(
                 (edge, 0.02),
                 xycoords=("data", "axes fraction"),
                 fontsize=7,
-                color="0.4",
+                color="0.3",
                 rotation=90,
                 va="bottom",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
             )
     labels = _timepoints(ds)
     if bad is not None:
@@ -325,9 +330,9 @@ def _panel(
                 ha="left",
                 va="top",
                 fontsize=8,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
             )
     channel_name = f" ({ds['C'].values[0]})" if "C" in ds.dims else ""
     ax.set_title(f"{name}{channel_name}", fontsize=9)
     ax.set_xlabel("time since first acquisition (h)")
     ax.set_ylabel("statistic / its largest value")
-    ax.legend(fontsize=7, loc="lower left")

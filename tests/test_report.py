@@ -41,3 +41,7 @@ def test_the_plot_does_not_join_acquisition_blocks(tmp_path: Path) -> None:
     assert len(lines) == 2 * len(blocks)  # one line per statistic and block
     labels = [line.get_label() for line in lines if not line.get_label().startswith("_")]
     assert sorted(labels) == ["max", "min"]  # each statistic once in the legend
+    # one legend for the figure, above the panels; none inside a panel, over the data
+    assert len(figure.legends) == 1 and figure.axes[0].get_legend() is None
+    texts = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert sorted(texts) == ["max", "min"]
