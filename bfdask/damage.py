@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 from .errors import CorruptFileError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
     from numpy.typing import NDArray
+
+    from .native import NativeRecipe, Window
 
 
 def runs(indices: Iterable[int]) -> tuple[tuple[int, int], ...]:
@@ -47,9 +49,14 @@ class Damage:
     missing: tuple[tuple[int, int], ...] = ()
     zero_planes_missing: bool = False
     notes: tuple[str, ...] = ()
+    #: a TIFF page map of a series Bio-Formats reads whose pages are compressed: each plane's
+    #: strips or tiles are decoded once more and must come out at their size
+    #: (:func:`bfdask.tiff.check_planes`), which Bio-Formats does not check
+    segments: NativeRecipe | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.missing or self.zero_planes_missing or self.notes)
+        """Whether reading the series has anything to check (damage found, or segments)."""
+        return bool(self.missing or self.zero_planes_missing or self.notes or self.segments)
 
     def is_missing(self, index: int) -> bool:
         """Whether plane ``index`` is known to be missing or damaged."""
@@ -63,6 +70,14 @@ class Damage:
                 "structure, checked when it was opened, shows this plane's bytes missing or "
                 "damaged (see the data's attrs['damage']). Is the file complete?"
             )
+
+    def check_segments(self, indices: Sequence[int], window: Window) -> None:
+        """Raise :class:`CorruptFileError` if a compressed strip or tile of these planes
+        that holds ``window`` does not decode to its size (TIFF pages only)."""
+        if self.segments is not None:
+            from . import tiff
+
+            tiff.check_planes(self.segments, indices, window)
 
     def check_read(self, plane: NDArray[Any], index: int, path: str, series: int) -> None:
         """Raise if ``plane``, as Bio-Formats read it, is the zeros it pads missing data with."""

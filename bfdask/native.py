@@ -184,9 +184,18 @@ def plan(spec: ImageSpec) -> NativeRecipe:
 # -- reading --------------------------------------------------------------------------------
 
 
-def plane_error(recipe: NativeRecipe, index: int, path: str, problem: str) -> CorruptFileError:
-    """The error for a plane that cannot be read, worded as Bio-Formats' errors are."""
-    return CorruptFileError(
+class DamagedPlaneError(CorruptFileError):
+    """A plane whose data the file's own structure shows damaged (a strip that does not
+    decode to its size): damage, whatever Bio-Formats makes of the same bytes."""
+
+
+def plane_error(
+    recipe: NativeRecipe, index: int, path: str, problem: str, *, damaged: bool = False
+) -> CorruptFileError:
+    """The error for a plane that cannot be read, worded as Bio-Formats' errors are
+    (a :class:`DamagedPlaneError` when ``damaged``: the data itself is shown broken)."""
+    kind = DamagedPlaneError if damaged else CorruptFileError
+    return kind(
         f"Reading plane {index} of series {recipe.series} of {path!r} failed: {problem}. "
         "The file may be truncated or damaged; check it opens in Fiji/showinf."
     )

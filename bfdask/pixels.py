@@ -16,6 +16,7 @@ makes those planes raise on either path: a fallback is never a way around damage
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import config, czi, mrc, native, nd2check, readers, tiffcheck
+from . import config, czi, mrc, native, nd2check, readers, tiff, tiffcheck
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 
@@ -121,9 +122,12 @@ def _compare(spec: ImageSpec, recipe: NativeRecipe, index: int, y: tuple[int, in
             recipe, (t, t + 1), (c, c + 1), (z, z + 1), y, (0, spec.size_x), count=False
         )[0, 0, 0]
     except CorruptFileError as exc:  # the file's bytes for this plane are not there or broken
-        if expected is not None and expected.any():  # Bio-Formats reads real pixels there
+        damaged = isinstance(exc, native.DamagedPlaneError)  # shown broken: not the plan's fault
+        if expected is not None and expected.any() and not damaged:  # Bio-Formats reads it
             return Verdict(f"plane {index}: bfdask cannot read it ({exc}), Bio-Formats can")
         how = "fails too" if java_error is not None else "pads it with zeros"
+        if damaged and java_error is None and expected is not None and expected.any():
+            how = "reads past the damage"
         return Verdict(
             damaged=[index], notes=[f"plane {index} is damaged ({exc}); Bio-Formats {how}"]
         )
@@ -293,6 +297,23 @@ def _extent_without_plan(spec: ImageSpec, plan: _Plan) -> None:
         plan.zero_planes_missing = True
 
 
+def _segment_map(spec: ImageSpec, plan: _Plan) -> NativeRecipe | None:
+    """The TIFF page map whose compressed strips or tiles the Bio-Formats path decodes once
+    more (``Damage.segments``), or None: a verified plan's, else for a TIFF-based format with
+    no native reader (SVS...) an unverified map, which only says which strips to check."""
+    recipe = plan.recipe
+    if recipe is None:
+        if plan.level != logging.INFO or spec.resolution != 0 or not tiffcheck.is_tiff(spec.path):
+            return None  # contradicted by Bio-Formats, a sub-resolution, not a TIFF
+        try:
+            recipe = tiff.plan(spec)
+        except Exception:  # no map for this layout (or a structure that does not parse)
+            return None
+    if recipe.reader != "tiff" or not tiff.compressed(recipe):
+        return None
+    return recipe
+
+
 def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     """Pick the pixel source of ``spec``: a verified native recipe, or Bio-Formats.
 
@@ -331,6 +352,8 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
         notes=tuple(plan.truncation + plan.damage),
     )
     recipe = plan.recipe
+    if recipe is None or mode == "bioformats":  # native reads check their strips themselves
+        damage = dataclasses.replace(damage, segments=_segment_map(spec, plan))
     if recipe is not None and mode != "bioformats":
         how = native.reader(recipe.reader).describe(recipe)
         reason = f"{how}, verified against Bio-Formats on {plan.compared} plane(s)"

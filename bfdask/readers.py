@@ -484,6 +484,7 @@ def read_block(
     if damage is not None:
         for index, _ in planes:
             damage.check_plane(index, path, series)
+        damage.check_segments([index for index, _ in planes], (y, x))
     try:
         if little_endian is None:
             little_endian = bool(reader.call("isLittleEndian", "()Z"))

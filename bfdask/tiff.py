@@ -5,10 +5,13 @@
   which (Z, C, T) plane; plane numbers follow the ``Pixels`` dimension order, which is the
   order Bio-Formats reports.
 * **Plain TIFF and ImageJ hyperstacks**: one series whose planes are the file's IFDs in order
-  (ImageJ writes C, Z, T fastest first, the order Bio-Formats reports for it).
+  (ImageJ writes C, Z, T fastest first, the order Bio-Formats reports for it); in a pyramid
+  (or a slide), the full-size IFDs before the reduced ones.
 
-Anything else (LSM, SVS, pyramids, ImageJ files whose IFDs are not all written) has no table
-here and stays on Bio-Formats. Nothing here touches Java; :mod:`bfdask.pixels` verifies a table
+Anything else (LSM, ImageJ files whose IFDs are not all written) has no table here and stays
+on Bio-Formats. Compressed strips and tiles must decode to their size
+(:mod:`bfdask.tiffsegments`), natively and, through :func:`check_planes`, on the Bio-Formats
+path too. Nothing here touches Java; :mod:`bfdask.pixels` verifies a table
 against Bio-Formats before it is used. Uncompressed contiguous pages are located by (offset,
 size), so they are read with one ``preadv`` straight into the output; other pages are decoded
 by tifffile (which needs ``imagecodecs`` for LZW, JPEG and the like).
@@ -24,11 +27,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import dataset, handles, safexml
+from . import dataset, handles, safexml, tiffsegments
 from .errors import CorruptFileError, NativePixelsError
 from .native import NativeRecipe, plane_error, read_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
     from .files import FileStamp
@@ -221,7 +226,7 @@ def page_table(
     if ome:
         files, planes = _ome_planes(path, series, order, sizes, samples)
     elif series == 0:
-        files, planes = (path,), [(0, k) for k in range(count)]
+        files, planes = (path,), [(0, k) for k in range(count)]  # checked below
     else:
         raise TiffLayoutError("a plain TIFF with more than one series")
     np_dtype = np.dtype(dtype)
@@ -236,11 +241,11 @@ def page_table(
             if big_endian is not None and order_mark != big_endian:
                 raise TiffLayoutError("files of mixed byte order")
             big_endian = order_mark
+            if not ome:
+                _check_plain(pages, count, yx)
             wanted = [(i, ifd) for i, (f, ifd) in enumerate(planes) if f == index]
             if wanted and max(ifd for _, ifd in wanted) >= len(pages):
                 raise TiffLayoutError(f"{name} has {len(pages)} IFDs, fewer than referenced")
-            if not ome and len(pages) != count:
-                raise TiffLayoutError(f"{len(pages)} IFDs for {count} planes")
             for i, ifd in wanted:
                 page = cast("tifffile.TiffPage", pages[ifd])  # a TiffFrame only if useframes
                 if page.is_reduced:
@@ -258,6 +263,21 @@ def page_table(
         end=ends,
         big_endian=bool(big_endian),
     )
+
+
+def _check_plain(pages: Any, count: int, yx: tuple[int, int]) -> None:
+    """Raise unless a plain TIFF's first ``count`` IFDs are its planes: all its IFDs, or, in
+    a pyramid or a slide (SVS), the full-size images before the others (reduced images,
+    a thumbnail, a label)."""
+    if len(pages) == count:
+        return
+    full = [
+        i
+        for i, page in enumerate(pages)
+        if not page.is_reduced and (page.imagelength, page.imagewidth) == yx
+    ]
+    if len(pages) < count or full[:count] != list(range(count)):
+        raise TiffLayoutError(f"{len(pages)} IFDs for {count} planes")
 
 
 # -- decoding pages through tifffile (compressed or scattered) ------------------------------
@@ -279,10 +299,14 @@ def _tifffile(path: str, stamp: FileStamp | None) -> Any:
     return tif
 
 
-def decode_page(path: str, stamp: FileStamp | None, page: int) -> NDArray[Any]:
-    """IFD ``page`` of ``path`` decoded by tifffile, as ``(Y, X[, S])``."""
+def decode_page(path: str, stamp: FileStamp | None, page: int, window: Window) -> NDArray[Any]:
+    """IFD ``page`` of ``path`` decoded by tifffile, as ``(Y, X[, S])``, once the strips or
+    tiles holding ``window`` are found to decode to their size (else ``CorruptFileError``)."""
     tif = _tifffile(path, stamp)
     tiff_page = tif.pages[page]
+    problem = tiffsegments.page_problem(tiff_page, window)
+    if problem is not None:
+        raise CorruptFileError(problem)
     data: NDArray[Any] = tiff_page.asarray()
     if tiff_page.samplesperpixel > 1 and tiff_page.planarconfig == 2:
         data = np.moveaxis(data, 0, -1)
@@ -373,7 +397,10 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
                         out[at].byteswap(inplace=True)
                     continue
                 stamp = recipe.stamp if name == recipe.path else None
-                plane = decode_page(name, stamp, int(table.page[index]))
+                plane = decode_page(name, stamp, int(table.page[index]), window)
+            except CorruptFileError as exc:  # a strip or tile that does not decode to its size
+                problem = f"IFD {int(table.page[index])}: {exc}"
+                raise plane_error(recipe, index, name, problem, damaged=True) from None
             except Exception as exc:  # a codec's error, a short file, a bad IFD
                 problem = f"IFD {int(table.page[index])}: {type(exc).__name__}: {exc}"
                 raise plane_error(recipe, index, name, problem) from None
@@ -381,3 +408,27 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+def check_planes(recipe: NativeRecipe, indices: Sequence[int], window: Window) -> None:
+    """Raise :class:`CorruptFileError` if a compressed strip or tile holding ``window`` of
+    one of the planes ``indices`` does not decode to its size (:mod:`bfdask.tiffsegments`).
+
+    The Bio-Formats path calls this before it reads such a series (``Damage.segments``):
+    Bio-Formats pads a strip that decodes short with zeros, and uses a long one's first bytes.
+    """
+    table = table_of(recipe)
+    for index in indices:
+        if table.offset[index] >= 0:  # raw and contiguous: nothing to decode
+            continue
+        name = table.files[table.file[index]]
+        page = int(table.page[index])
+        stamp = recipe.stamp if name == recipe.path else None
+        problem = tiffsegments.page_problem(_tifffile(name, stamp).pages[page], window)
+        if problem is not None:
+            raise plane_error(recipe, index, name, f"IFD {page}: {problem}", damaged=True)
+
+
+def compressed(recipe: NativeRecipe) -> bool:
+    """Whether some plane of the series is not one raw contiguous run (so it is decoded)."""
+    return bool((table_of(recipe).offset < 0).any())
