@@ -77,13 +77,17 @@ def page_problem(page: Any, window: Window | None = None) -> str | None:
     """
     from tifffile import TIFF
 
-    compression = int(page.compression)
+    try:
+        compression = int(page.compression)
+        wanted = _wanted(page, window)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:  # a tag of the wrong kind
+        return f"its tags that say how its data is stored cannot be read ({exc})"
     if compression in _RAW or not isinstance(page.bitspersample, int):
         return None
     decompress = TIFF.DECOMPRESSORS[compression] if compression in _BYTE_CODECS else None
     fh = page.parent.filehandle
     kind = "tile" if page.is_tiled else "strip"
-    for k in _wanted(page, window):
+    for k in wanted:
         offset, count = int(page.dataoffsets[k]), int(page.databytecounts[k])
         if not offset or not count:
             continue
