@@ -9,10 +9,12 @@ cut MRC read as 10^9 x 10^9 x 10^9) make bfdask build dask graphs that exhaust m
 * :func:`stat_path` and :func:`require_regular_file`: what the path is (a missing file, a
   symlink loop, a name too long, a FIFO, a socket or a device) -- only regular files go on;
 * :func:`check_contents`: by the file's first bytes, the checks of its format, in pure Python
-  and with small reads (the TIFF IFD chain and its first IFD; the LIF header against its memory
-  blocks; the end of an ND2 file, its chunk map; a DTD in OME-XML text);
-* :func:`check_claimed_sizes`: once Bio-Formats has read the metadata, before anything of the
-  series' size is built, its sizes against the bytes of the file(s).
+  and with small reads (the TIFF IFD chain and its first IFD, here; the LIF header against its
+  memory blocks, :mod:`bfdask.lifcheck`; the end of an ND2 file, its chunk map; a DTD in
+  OME-XML text, :mod:`bfdask.safexml`).
+
+Once Bio-Formats has read the metadata, :func:`bfdask.sizes.check_claimed_sizes` checks the
+sizes it claims against the bytes of the file(s), before anything of the series' size is built.
 
 Each raises a :class:`~bfdask.errors.BfdaskError` that names the file and says what is wrong.
 Nothing here touches Java. A file cut short (a copy still running) is not refused here: its
@@ -22,16 +24,14 @@ missing planes are the reader's to report.
 from __future__ import annotations
 
 import errno
-import math
 import os
 import stat
 import struct
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import lif, nd2check, safexml
+from . import lifcheck, nd2check, safexml
 from .errors import (
     BfdaskError,
     BfdaskFileNotFoundError,
@@ -40,21 +40,12 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 
 #: IFDs walked at most; beyond, the rest of a chain is left unchecked (Bio-Formats would take
 #: minutes over it anyway, and the walk must stay cheap)
 MAX_IFDS = 1 << 20
-#: bytes read at a time when looking for a DTD before an XML file's root element
-_XML_STEP = 1 << 16
-#: marks of a DTD or entity declaration, in the encodings OME-XML text comes in
-_DTD_MARKS = tuple(
-    mark.encode(codec)
-    for mark in ("<!DOCTYPE", "<!ENTITY")
-    for codec in ("utf-8", "utf-16-le", "utf-16-be")
-)
 _XML_SUFFIXES = (".ome", ".xml", ".xlef", ".xlif", ".xlcf", ".xdce")
 _INT_MAX = (1 << 31) - 1
 
@@ -153,6 +144,11 @@ def _check_version(
         return
 
 
+def _is_xml(path: str, head: bytes) -> bool:
+    """An XML file by its name, or by its first character (after a BOM and blanks)."""
+    return path.lower().endswith(_XML_SUFFIXES) or head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+
+
 def _check_by_format(path: str, size: int) -> None:
     with open(path, "rb") as f:
         head = f.read(16)
@@ -160,56 +156,12 @@ def _check_by_format(path: str, size: int) -> None:
         if tiff is not None:
             check_tiff(path, f, tiff, size)
             return
-    if _is_lif(head) and path.lower().endswith(".lif"):
-        check_lif(path, size)
+    if lifcheck.is_lif(head) and path.lower().endswith(".lif"):
+        lifcheck.check_lif(path, size)
     elif nd2check.is_nd2(head):
         check_nd2(path)
     elif _is_xml(path, head):
-        check_xml_file(path)
-
-
-def _is_xml(path: str, head: bytes) -> bool:
-    """An XML file by its name, or by its first character (after a BOM and blanks)."""
-    return path.lower().endswith(_XML_SUFFIXES) or head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
-
-
-# -- XML ------------------------------------------------------------------------------------
-
-
-def _dtd_error(path: str, where: str) -> UnsupportedFormatError:
-    return UnsupportedFormatError(
-        f"{path!r}: its OME-XML ({where}) declares a DTD/entities; bfdask does not resolve "
-        "them (an entity can copy a local file into the metadata, or expand without bound). "
-        "No microscope writes one: remove the <!DOCTYPE ...> declaration, or rewrite the "
-        "metadata, e.g. with tifffile."
-    )
-
-
-def _xml_declares_dtd(text: bytes) -> bool:
-    """Whether XML ``text`` declares a DTD, as far as can be told.
-
-    Text without a DTD mark is clean. With one, expat reads the prolog: a DTD before the root
-    element counts, and so does a prolog expat cannot read (Java's parser may be more lenient);
-    a mark after the root element starts is only text.
-    """
-    if not any(mark in text for mark in _DTD_MARKS):
-        return False
-    return safexml.scan_prolog([text]) is not False
-
-
-def check_xml_file(path: str) -> None:
-    """Refuse an XML file (``.ome``, ``.companion.ome``, ``.xml``...) that declares a DTD.
-
-    Reads only what comes before the root element (where a DTD must be), in steps.
-    """
-    with open(path, "rb") as f:
-        found = safexml.scan_prolog(iter(lambda: f.read(_XML_STEP), b""))
-        if found is None:  # expat could not tell: look for the marks themselves
-            f.seek(0)
-            head = f.read(1 << 20)
-            found = any(mark in head for mark in _DTD_MARKS)
-    if found:
-        raise _dtd_error(path, "the file's XML")
+        safexml.check_file(path)
 
 
 # -- TIFF -----------------------------------------------------------------------------------
@@ -371,8 +323,8 @@ def _check_first_ifd(path: str, f: BinaryIO, tiff: TiffFormat, offset: int, size
     description = entries.get(270)
     if description is not None:
         text = _entry_bytes(f, tiff, description, size)
-        if _xml_declares_dtd(text):
-            raise _dtd_error(path, "the ImageDescription of its first IFD")
+        if safexml.declares_dtd(text):
+            raise safexml.dtd_error(path, "the ImageDescription of its first IFD")
     _check_strips(path, f, tiff, entries, size)
 
 
@@ -427,117 +379,12 @@ def check_nd2(path: str) -> None:
         raise CorruptFileError(nd2check.describe(path, finding))
 
 
-# -- LIF ------------------------------------------------------------------------------------
-
-
-def _is_lif(head: bytes) -> bool:
-    return len(head) >= 13 and head[0] == lif.LIF_MAGIC and head[8] == lif.LIF_MEM
-
-
-@dataclass(frozen=True)
-class LifClaim:
-    """What one image element of a LIF header says about its pixels."""
-
-    name: str
-    block_id: str
-    sizes: tuple[tuple[int, int, int], ...]  # (DimID, NumberOfElements, BytesInc)
-    channels: tuple[tuple[int, int], ...]  # (BytesInc, bytes per sample)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all its pixels: every dimension x every channel's sample size."""
-        return math.prod(n for _, n, _ in self.sizes) * sum(b for _, b in self.channels)
-
-    @property
-    def span(self) -> int:
-        """Bytes from its first to its last byte, by its byte increments."""
-        last = max(self.channels, default=(0, 1))
-        return sum((n - 1) * abs(inc) for _, n, inc in self.sizes) + last[0] + last[1]
-
-    def describe(self) -> str:
-        names = {1: "X", 2: "Y", 3: "Z", 4: "T", 10: "tiles"}
-        dims = " x ".join(f"{names.get(d, f'dim{d}')} {n}" for d, n, _ in self.sizes)
-        return f"{dims} x {len(self.channels)} channel(s)"
-
-
-def lif_claims(root: ET.Element) -> Iterator[LifClaim]:
-    """Every image element of a parsed LIF header, with or without data (Bio-Formats makes
-    series of both). Elements whose numbers do not parse are left to Bio-Formats."""
-    for element in root.iter("Element"):
-        description = element.find("./Data/Image/ImageDescription")
-        if description is None:
-            continue
-        memory = element.find("./Memory")
-        try:
-            sizes = tuple(
-                (
-                    int(d.get("DimID", "0")),
-                    int(d.get("NumberOfElements", "1")),
-                    int(d.get("BytesInc", "0")),
-                )
-                for d in description.findall("./Dimensions/DimensionDescription")
-            )
-            channels = tuple(
-                (int(c.get("BytesInc", "0")), max(1, -(-int(c.get("Resolution", "8")) // 8)))
-                for c in description.findall("./Channels/ChannelDescription")
-            )
-        except ValueError:
-            continue
-        block = "" if memory is None else memory.get("MemoryBlockID", "")
-        yield LifClaim(element.get("Name", ""), block, sizes, channels)
-
-
-def check_lif(path: str, size: int) -> None:
-    """Refuse a LIF whose images claim more bytes than their memory blocks declare, or whose
-    blocks claim to end far beyond the file.
-
-    A last block cut short by the end of the file is fine (a copy still running): only what a
-    block declares counts, and a block may end up to the file's size again past its end.
-    Structures lif.py cannot read are left to the readers.
-
-    Raises
-    ------
-    CorruptFileError
-        Names the file, the image (series) and the numbers.
-    """
-    try:
-        xml, after = lif.read_header(path)
-        root = safexml.fromstring(lif.without_attachments(xml))
-        version = int(root.get("Version", "2"))
-        blocks = lif.memory_blocks(path, after, version)
-    except safexml.UnsafeXMLError:
-        raise _dtd_error(path, "its LIF header") from None
-    except (ET.ParseError, ValueError, OSError):  # damage the readers report (lif.py's errors)
-        return
-    for block_id, (start, nbytes) in blocks.items():
-        if start + nbytes > 2 * size:
-            raise CorruptFileError(
-                f"{path!r} is damaged: its memory block {block_id!r} claims {nbytes} bytes "
-                f"from byte {start}, more than twice the file's {size} bytes. Its header "
-                "cannot be right (if the file is still being copied, wait for the copy to end)."
-            )
-    for claim in lif_claims(root):
-        room = blocks.get(claim.block_id, (0, 0))[1] or size
-        worst = max(claim.nbytes, claim.span)
-        if worst > room:
-            raise CorruptFileError(
-                f"{path!r} is damaged: image {claim.name!r} claims {claim.describe()} "
-                f"({worst} bytes), but its memory block {claim.block_id!r} holds {room} bytes. "
-                "Its header's sizes cannot be right; Bio-Formats would try to list them all. "
-                "Restore the file from a good copy, or open it in LAS X."
-            )
-
-
 __all__ = [
     "MAX_IFDS",
-    "LifClaim",
     "TiffFormat",
     "check_contents",
-    "check_lif",
     "check_nd2",
     "check_tiff",
-    "check_xml_file",
-    "lif_claims",
     "require_regular_file",
     "stat_path",
     "walk_ifds",

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 from xml.parsers import expat
 
+from .errors import UnsupportedFormatError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -107,3 +109,57 @@ def fromstring(text: str | bytes) -> ET.Element:
 
 
 __all__ = ["UnsafeXMLError", "check", "fromstring", "scan_prolog"]
+
+
+# -- XML files and text in files, before Bio-Formats parses them ----------------------------
+
+#: bytes read at a time when looking for a DTD before an XML file's root element
+_XML_STEP = 1 << 16
+#: marks of a DTD or entity declaration, in the encodings OME-XML text comes in
+DTD_MARKS = tuple(
+    mark.encode(codec)
+    for mark in ("<!DOCTYPE", "<!ENTITY")
+    for codec in ("utf-8", "utf-16-le", "utf-16-be")
+)
+
+
+def dtd_error(path: str, where: str) -> UnsupportedFormatError:
+    """The error for OME-XML in ``path`` (at ``where``) that declares a DTD or entities."""
+    return UnsupportedFormatError(
+        f"{path!r}: its OME-XML ({where}) declares a DTD/entities; bfdask does not resolve "
+        "them (an entity can copy a local file into the metadata, or expand without bound). "
+        "No microscope writes one: remove the <!DOCTYPE ...> declaration, or rewrite the "
+        "metadata, e.g. with tifffile."
+    )
+
+
+def declares_dtd(text: bytes) -> bool:
+    """Whether XML ``text`` declares a DTD, as far as can be told.
+
+    Text without a DTD mark is clean. With one, expat reads the prolog: a DTD before the root
+    element counts, and so does a prolog expat cannot read (Java's parser may be more lenient);
+    a mark after the root element starts is only text.
+    """
+    if not any(mark in text for mark in DTD_MARKS):
+        return False
+    return scan_prolog([text]) is not False
+
+
+def check_file(path: str) -> None:
+    """Refuse an XML file (``.ome``, ``.companion.ome``, ``.xml``...) that declares a DTD.
+
+    Reads only what comes before the root element (where a DTD must be), in steps.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        The file declares a DTD or entities.
+    """
+    with open(path, "rb") as f:
+        found = scan_prolog(iter(lambda: f.read(_XML_STEP), b""))
+        if found is None:  # expat could not tell: look for the marks themselves
+            f.seek(0)
+            head = f.read(1 << 20)
+            found = any(mark in head for mark in DTD_MARKS)
+    if found:
+        raise dtd_error(path, "the file's XML")
