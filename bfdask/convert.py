@@ -25,13 +25,13 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import OutputExistsError
+from .ngffmeta import ImageGroup, group_attrs
 from .pyramid import halve
 from .store import check_replaceable, input_files
 
@@ -41,25 +41,9 @@ if TYPE_CHECKING:
 
     import dask.array as da
     import xarray as xr
-    from numpy.typing import NDArray
 
-NGFF_VERSION = "0.4"
 #: largest Y/X edge of one zarr chunk (bioformats2raw's default tile size)
 TILE = 1024
-#: channel colours cycled by the omero block (first channel green, as Fiji does for 2+)
-_COLOURS = ("00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FFFFFF")
-_UNITS = {"T": "second", "Z": "micrometer", "Y": "micrometer", "X": "micrometer"}
-
-
-@dataclass
-class _Image:
-    """One image group to write: a TCZYX dask array and its labels."""
-
-    group: str
-    name: str
-    array: da.Array  # (T, C, Z, Y, X); RGB samples folded into C
-    channels: list[str]
-    scale: dict[str, float | None]  # physical step per T/Z/Y/X (s, µm), None if unknown
 
 
 def to_ome_zarr(
@@ -170,14 +154,14 @@ def to_ome_zarr(
             )
             sources.append(array)
             targets.append(target)
-        group.attrs.update(_attrs(image, len(levels[image.group]), window=None))
+        group.attrs.update(group_attrs(image, len(levels[image.group]), window=None))
         stats.append(
             da.stack([image.array.min(axis=(0, 2, 3, 4)), image.array.max(axis=(0, 2, 3, 4))])
         )
     write = da.store(sources, targets, lock=False, compute=False, return_stored=False)
     _, *ranges = _compute([write, *stats], progress)
     for image, window in zip(images, ranges):  # display windows from the data just written
-        root[image.group].attrs.update(_attrs(image, len(levels[image.group]), window=window))
+        root[image.group].attrs.update(group_attrs(image, len(levels[image.group]), window=window))
     return [image.group for image in images]
 
 
@@ -186,7 +170,7 @@ def to_ome_zarr(
 
 def _images(
     data_or_path: Any, series: Sequence[int | str] | None, tile: int
-) -> tuple[list[_Image], str | None]:
+) -> tuple[list[ImageGroup], str | None]:
     """The images to write, and the OME-XML for ``OME/METADATA.ome.xml`` (None if unknown)."""
     import xarray as xr
 
@@ -213,7 +197,7 @@ def _images(
 
 def _from_path(
     path: str | os.PathLike[str], series: Sequence[int | str] | None, tile: int
-) -> tuple[list[_Image], str]:
+) -> tuple[list[ImageGroup], str]:
     from . import metadata, pixels
     from .array import open_spec
 
@@ -238,7 +222,7 @@ def _from_path(
     return images, document.subset(chosen)
 
 
-def _from_dataarray(data: xr.DataArray, group: str, tile: int) -> _Image:
+def _from_dataarray(data: xr.DataArray, group: str, tile: int) -> ImageGroup:
     import dask.array as da
 
     dims = [str(d) for d in data.dims]
@@ -278,7 +262,7 @@ def _from_dataarray(data: xr.DataArray, group: str, tile: int) -> _Image:
     name = str(attrs.get("series_name") or data.name or f"image {group}")
     if "series" in attrs and isinstance(attrs["series"], int | np.integer):
         group = str(int(attrs["series"]))
-    return _Image(group=group, name=name, array=array, channels=channels, scale=scale)
+    return ImageGroup(group=group, name=name, array=array, channels=channels, scale=scale)
 
 
 def _positive(value: Any) -> float | None:
@@ -322,7 +306,7 @@ def _aligned_read_chunks(array: da.Array, tile: int) -> dict[str, int]:
     return out
 
 
-def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
+def _pyramid(image: ImageGroup, extra: int, tile: int) -> list[da.Array]:
     """Level 0 and ``extra`` levels, each a 2x2 mean of the previous one in Y and X."""
     levels = [image.array]
     for level in range(1, extra + 1):
@@ -343,85 +327,6 @@ def _pyramid(image: _Image, extra: int, tile: int) -> list[da.Array]:
             smaller = smaller.rechunk({"TCZYX".index(d): n for d, n in aligned.items()})
         levels.append(smaller)
     return levels
-
-
-# -- metadata -----------------------------------------------------------------------------------
-
-
-def _attrs(image: _Image, n_levels: int, window: NDArray[Any] | None) -> dict[str, Any]:
-    """The image group's ``multiscales`` and ``omero`` attributes (NGFF 0.4)."""
-    axes: list[dict[str, str]] = []
-    for dim in "TCZYX":
-        axis = {"name": dim.lower(), "type": {"T": "time", "C": "channel"}.get(dim, "space")}
-        if dim != "C" and image.scale[dim] is not None:
-            axis["unit"] = _UNITS[dim]
-        axes.append(axis)
-    base = [image.scale["T"] or 1.0, 1.0, image.scale["Z"] or 1.0]
-    datasets = [
-        {
-            "path": str(level),
-            "coordinateTransformations": [
-                {
-                    "type": "scale",
-                    "scale": [
-                        *base,
-                        (image.scale["Y"] or 1.0) * 2**level,
-                        (image.scale["X"] or 1.0) * 2**level,
-                    ],
-                }
-            ],
-        }
-        for level in range(n_levels)
-    ]
-    multiscale: dict[str, Any] = {
-        "version": NGFF_VERSION,
-        "name": image.name,
-        "axes": axes,
-        "datasets": datasets,
-    }
-    if n_levels > 1:
-        multiscale["type"] = "mean"
-        multiscale["metadata"] = {
-            "description": "each level the 2x2 mean of the previous one in y and x "
-            "(integers rounded half up; an odd last row or column dropped)",
-            "method": "bfdask.convert._mean_2x2",
-        }
-    return {"multiscales": [multiscale], "omero": _omero(image, window)}
-
-
-def _omero(image: _Image, window: NDArray[Any] | None) -> dict[str, Any]:
-    dtype = np.dtype(image.array.dtype)
-    low, high = (
-        (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if dtype.kind in "iu" else (0, 1)
-    )
-    channels = []
-    for c, label in enumerate(image.channels):
-        start, end = (low, high) if window is None else (float(window[0][c]), float(window[1][c]))
-        if dtype.kind == "f":  # no fixed range: the data's
-            low_c, high_c = start, end
-        else:
-            low_c, high_c = low, high
-        channels.append(
-            {
-                "label": label,
-                "color": "FFFFFF" if len(image.channels) == 1 else _COLOURS[c % len(_COLOURS)],
-                "active": True,
-                "coefficient": 1.0,
-                "family": "linear",
-                "inverted": False,
-                "window": {"min": low_c, "max": high_c, "start": start, "end": end},
-            }
-        )
-    return {
-        "name": image.name,
-        "version": NGFF_VERSION,
-        "channels": channels,
-        "rdefs": {
-            "model": "color" if len(channels) > 1 else "greyscale",
-            "defaultT": 0,
-            "defaultZ": image.array.shape[2] // 2,
-        },
-    }
 
 
 # -- running ------------------------------------------------------------------------------------
