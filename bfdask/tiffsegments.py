@@ -12,12 +12,15 @@ No Java here; ``imagecodecs`` decodes (through tifffile's table of codecs).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .native import Window
 
+#: imagecodecs (a test extra, and what tifffile decodes LZW, JPEG, zstd... with) is installed
+_HAVE_CODECS = importlib.util.find_spec("imagecodecs") is not None
 #: compression codes stored uncompressed: nothing to decode
 _RAW = {1}
 #: byte-stream codecs (LZW, deflate, PackBits, LZMA, zstd): the decoded length is checked;
@@ -82,8 +85,8 @@ def page_problem(page: Any, window: Window | None = None) -> str | None:
         wanted = _wanted(page, window)
     except (TypeError, ValueError, ZeroDivisionError) as exc:  # a tag of the wrong kind
         return f"its tags that say how its data is stored cannot be read ({exc})"
-    if compression in _RAW or not isinstance(page.bitspersample, int):
-        return None
+    if compression in _RAW or not isinstance(page.bitspersample, int) or not _HAVE_CODECS:
+        return None  # nothing to decode (or, without imagecodecs, nothing to decode with)
     decompress = TIFF.DECOMPRESSORS[compression] if compression in _BYTE_CODECS else None
     fh = page.parent.filehandle
     kind = "tile" if page.is_tiled else "strip"
