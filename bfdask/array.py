@@ -10,6 +10,8 @@ or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import os
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
     from .metadata import ImageSpec
     from .native import NativeRecipe
     from .pixels import Choice
+
+#: arrays of at most this many blocks get a plain graph (:func:`_small_array`): building
+#: ``from_array``'s blockwise layer costs ~1.5 ms an array, seconds over thousands of series
+SMALL_GRAPH = 64
 
 
 @dataclass(frozen=True)
@@ -182,17 +188,39 @@ def to_dask(
         tuple((d, tuple(plan[d])) for d in dims),
         source_kind,
     )
+    block_sizes = tuple(tuple(int(n) for n in plan[d]) for d in dims)
+    meta = np.empty((0,) * len(dims), dtype=spec.dtype)
+    if math.prod(len(sizes) for sizes in block_sizes) <= SMALL_GRAPH:
+        return _small_array(source, name, block_sizes, meta)
     array: da.Array = da.from_array(
         source,
-        chunks=tuple(plan[d] for d in dims),
+        chunks=block_sizes,
         name=name,
         lock=False,
         asarray=False,
         fancy=True,
-        meta=np.empty((0,) * len(dims), dtype=spec.dtype),
+        meta=meta,
         inline_array=False,
     )
     return array
+
+
+def _small_array(
+    source: BlockSource, name: str, chunks: tuple[tuple[int, ...], ...], meta: NDArray[Any]
+) -> da.Array:
+    """The array ``da.from_array`` makes of ``source``, as a plain graph: one ``getter`` task
+    per block on the ``original-`` key holding the source (so dask still fuses a later
+    selection into the read). About 10x cheaper to build for a few blocks."""
+    from dask.array.core import getter
+
+    original = f"original-{name}"
+    graph: dict[Any, Any] = {original: source}
+    edges = [np.cumsum((0, *sizes)).tolist() for sizes in chunks]
+    for index in itertools.product(*(range(len(sizes)) for sizes in chunks)):
+        slices = tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, index, strict=True))
+        key = (name, *index)
+        graph[key] = (getter, original, slices, False, False)
+    return da.Array(graph, name, chunks, meta=meta)
 
 
 def _name_hash(*parts: object) -> str:
