@@ -79,6 +79,68 @@ def extent(path: str) -> Extent:
         return _subblocks(f, table, count, size)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One directory entry: where a subblock is and what its pixels are."""
+
+    position: int  # of the subblock's segment header
+    pixel_type: int
+    compression: int
+    #: each dimension: (name, start, size, stored size), e.g. ("Z", 3, 1, 1)
+    dims: tuple[tuple[str, int, int, int], ...]
+    length: int  # bytes of the entry (its copy in the subblock header has the same)
+
+    def dim(self, name: str) -> tuple[int, int, int]:
+        """(start, size, stored size) of dimension ``name``; (0, 1, 1) if absent."""
+        for dim, start, size, stored in self.dims:
+            if dim == name:
+                return start, size, stored
+        return 0, 1, 1
+
+
+def directory(path: str) -> list[Entry]:
+    """The entries of the CZI's subblock directory (raises ``ValueError`` on a directory
+    that cannot be read: :func:`extent` says what is wrong with it)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(SEGMENT_HEADER + 52)
+        (position,) = struct.unpack("<q", f.read(8))
+        found = _segment(f, position, size)
+        if found is None or found[0] != b"ZISRAWDIRECTORY":
+            raise ValueError("no subblock directory")
+        f.seek(position + SEGMENT_HEADER)
+        (count,) = struct.unpack("<i", f.read(4))
+        if not 0 <= count <= _MAX_ENTRIES:
+            raise ValueError(f"a directory of {count} entries")
+        f.seek(position + SEGMENT_HEADER + 128)
+        table = f.read(found[1] - 128)
+    entries, at = [], 0
+    for _ in range(count):
+        pixel_type, where = struct.unpack_from("<iq", table, at + 2)
+        compression = struct.unpack_from("<i", table, at + 18)[0]
+        (ndims,) = struct.unpack_from("<i", table, at + 28)
+        if not 0 <= ndims <= 64:
+            raise ValueError("a damaged directory entry")
+        dims = []
+        for k in range(ndims):
+            name, start, length = struct.unpack_from("<4sii", table, at + _ENTRY + k * _DIMENSION)
+            (stored,) = struct.unpack_from("<i", table, at + _ENTRY + k * _DIMENSION + 16)
+            dims.append((name.rstrip(b"\0").decode("ascii", "replace"), start, length, stored))
+        length = _ENTRY + ndims * _DIMENSION
+        entries.append(Entry(where, pixel_type, compression, tuple(dims), length))
+        at += length
+    return entries
+
+
+def data_span(f: BinaryIO, entry: Entry) -> tuple[int, int]:
+    """(file position, bytes) of the pixel data of ``entry``'s subblock (its segment header,
+    the sizes of its parts, its entry and padding, then its metadata come first)."""
+    f.seek(entry.position + SEGMENT_HEADER)
+    metadata, _attachment, data = struct.unpack("<iiq", f.read(16))
+    header = max(_SUBBLOCK_HEADER, 16 + entry.length)
+    return entry.position + SEGMENT_HEADER + header + metadata, data
+
+
 def _pixel_fields(entry: bytes) -> tuple[bytes, ...]:
     """The fields of a directory entry (``DV``) that say how its pixels decode: the schema,
     pixel type, compression and each dimension's name, start, size and stored size (not the

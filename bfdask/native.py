@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 #: Bio-Formats format name -> the module (in this package) that reads it natively
 READERS = {
     "Leica Image File Format": "lif",
+    "Nikon ND2": "nd2frames",
+    "Zeiss CZI": "czisubblocks",
     "OME-TIFF": "tiff",
     "Tagged Image File Format": "tiff",
 }

@@ -124,6 +124,33 @@ def inspect(path: str) -> Finding | None:
     return Finding(problem, any(name in names for name in ATTRIBUTES), end)
 
 
+def chunk_map(path: str) -> dict[bytes, tuple[int, int]]:
+    """Every chunk the file's chunk map lists: name (with its ``!``) -> (position of its
+    header, length of its data). Empty when the file does not end with a whole map."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if _map_is_whole(f, size):
+            return {}
+        f.seek(size - _TAIL.size)
+        _, position = _TAIL.unpack(f.read(_TAIL.size))
+        f.seek(position)
+        _, name_length, data_length = _HEADER.unpack(f.read(_HEADER.size))
+        f.seek(position + _HEADER.size + name_length)
+        data = f.read(data_length)
+    out: dict[bytes, tuple[int, int]] = {}
+    at = 0
+    while at < len(data):
+        mark = data.find(b"!", at)
+        if mark < 0 or mark + 17 > len(data):
+            break
+        name = data[at : mark + 1]
+        if name == MAP_SIGNATURE:
+            break
+        out[name] = struct.unpack_from("<QQ", data, mark + 1)
+        at = mark + 17
+    return out
+
+
 def describe(path: str, finding: Finding) -> str:
     """A sentence for a damaged ND2 file, saying what it means for its pixels."""
     size = os.path.getsize(path)
@@ -144,4 +171,4 @@ def describe(path: str, finding: Finding) -> str:
     )
 
 
-__all__ = ["ND2_FORMAT", "Finding", "describe", "inspect", "is_nd2"]
+__all__ = ["ND2_FORMAT", "Finding", "chunk_map", "describe", "inspect", "is_nd2"]
