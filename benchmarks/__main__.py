@@ -2,7 +2,8 @@
 
 ``python -m benchmarks fuzz [...]`` runs the damaged-file campaign instead (``benchmarks/fuzz.py``,
 ``--help`` for its options) and writes only its own section of ``RESULTS.md``;
-``python -m benchmarks bridges`` likewise measures javabridge against JPype (``bridges.py``).
+``python -m benchmarks bridges`` likewise measures javabridge against JPype (``bridges.py``),
+``python -m benchmarks vendors`` native CZI and ND2 against their own readers (``vendors.py``).
 
 Writes ``RESULTS.md``, ``results.json`` and PNG plots to ``--out`` (default: this folder).
 ``--quick`` shrinks every file to a few MB and runs each measurement once (a CI smoke test of
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import bridges
 
         return bridges.main(argv[1:])
+    if argv[:1] == ["vendors"]:
+        from . import vendors
+
+        return vendors.main(argv[1:])
     args = _parse(argv)
     if args.out is None:
         if args.quick:
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list[Any]) -> None:
     """RESULTS.md, results.json and the PNGs from measured sections."""
-    from . import bridges, dimorder, fuzz, report
+    from . import bridges, dimorder, fuzz, report, vendors
 
     sec = sections.get("dimorder")
     if sec is not None:  # the worded answer is derived from the stored numbers
@@ -205,6 +210,8 @@ def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list
     text = fuzz.keep_section(old.read_text() if old.exists() else "", text)
     # so is the bridges section (python -m benchmarks bridges)
     text = bridges.keep_section(old.read_text() if old.exists() else "", text)
+    # and the native CZI/ND2 section (python -m benchmarks vendors)
+    text = vendors.keep_section(old.read_text() if old.exists() else "", text)
     old.write_text(text)
     (out / "results.json").write_text(
         json.dumps(

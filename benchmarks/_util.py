@@ -363,3 +363,33 @@ def read_block_kwargs(source: Any) -> dict[str, Any]:
         for k, v in fields.items()
         if k in params and params[k].kind is inspect.Parameter.KEYWORD_ONLY
     }
+
+
+def put_section(path: Path, begin: str, end: str, text: str) -> None:
+    """Put ``text`` (a section between the markers ``begin`` and ``end``) into the results
+    file ``path`` in place of the previous one (else before ``## Plots``, else at the end)."""
+    doc = path.read_text() if path.exists() else "# bfdask benchmark results\n"
+    start, stop = doc.find(begin), doc.find(end)
+    if 0 <= start < stop:
+        doc = doc[:start] + text.rstrip("\n") + doc[stop + len(end) :]
+    else:
+        at = doc.find("\n## Plots")
+        doc = (
+            doc.rstrip("\n") + "\n\n" + text
+            if at < 0
+            else doc[: at + 1] + text + "\n" + doc[at + 1 :]
+        )
+    path.write_text(doc)
+
+
+def carry_section(old: str, new: str, begin: str, end: str) -> str:
+    """``new`` (a rewritten results file) with the section between ``begin`` and ``end`` of
+    ``old`` carried over (a section measured by its own command)."""
+    start, stop = old.find(begin), old.find(end)
+    if not 0 <= start < stop or begin in new:
+        return new
+    text = old[start : stop + len(end)] + "\n"
+    at = new.find("\n## Plots")
+    return (
+        new.rstrip("\n") + "\n\n" + text if at < 0 else new[: at + 1] + text + "\n" + new[at + 1 :]
+    )

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._util import carry_section, put_section
+
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- bridges:begin -->", "<!-- bridges:end -->"
 
@@ -174,32 +176,13 @@ def section(results: dict[str, Any]) -> str:
 
 
 def update_results(path: Path, text: str) -> None:
-    """Put the section ``text`` into ``path`` in place of the previous one (else before
-    ``## Plots``)."""
-    doc = path.read_text() if path.exists() else "# bfdask benchmark results\n"
-    start, stop = doc.find(BEGIN), doc.find(END)
-    if 0 <= start < stop:
-        doc = doc[:start] + text.rstrip("\n") + doc[stop + len(END) :]
-    else:
-        at = doc.find("\n## Plots")
-        doc = (
-            doc.rstrip("\n") + "\n\n" + text
-            if at < 0
-            else doc[: at + 1] + text + "\n" + doc[at + 1 :]
-        )
-    path.write_text(doc)
+    """Put the section ``text`` into ``path`` in place of the previous one."""
+    put_section(path, BEGIN, END, text)
 
 
 def keep_section(old: str, new: str) -> str:
     """``new`` (a rewritten RESULTS.md) with the bridges section of ``old`` carried over."""
-    start, stop = old.find(BEGIN), old.find(END)
-    if not 0 <= start < stop or BEGIN in new:
-        return new
-    text = old[start : stop + len(END)] + "\n"
-    at = new.find("\n## Plots")
-    return (
-        new.rstrip("\n") + "\n\n" + text if at < 0 else new[: at + 1] + text + "\n" + new[at + 1 :]
-    )
+    return carry_section(old, new, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

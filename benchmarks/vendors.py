@@ -1,0 +1,324 @@
+"""``python -m benchmarks vendors``: native CZI and ND2 pixels against the vendors' Python
+readers and Bio-Formats (issue #17).
+
+* **CZI**: two files of ``--megabytes`` MiB written by ``pylibCZIrw`` (uint16 planes of
+  1024 x 1024, T x C x Z, one subblock per plane), uncompressed and zstd (hi/lo byte packing,
+  level 1). Each is read whole on one core from the page cache (one warm-up pass first) by
+  bfdask (``pixels="native"`` and ``"bioformats"``, single-threaded scheduler), ``pylibCZIrw``
+  plane by plane and ``czifile`` subblock by subblock; every reader takes the max of each plane
+  (the same reduction, so only the reading differs). Then the profile job (``bfdask.profile``,
+  linewidth 9, Z max, threads) on the uncompressed file both ways.
+* **ND2**: no writer exists, so the corpus ND2 files are read ``--nd2-repeats`` times each,
+  whole series per task: bfdask native and Bio-Formats, and ``nd2``'s ``read_frame`` per frame.
+  Per-plane cost = time ÷ planes.
+* **Opening**: a CZI of 100 scenes (4 planes of 256 x 256 each) opened in a fresh process;
+  verification (plan + comparing planes) against the time ``bfdask.open`` took.
+
+Medians of ``--repeats`` passes. Writes the section "Native CZI and ND2" of ``RESULTS.md``
+(``--no-write``: print only). Needs ``pylibCZIrw`` and ``czifile`` (``pip install
+pylibczirw czifile``) besides the test extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._util import carry_section, put_section, run_python
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- vendors:begin -->", "<!-- vendors:end -->"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ZSTD = "zstd1:ExplicitLevel=1;PreProcess=HiLoByteUnpack"
+
+
+def write_czi(path: Path, megabytes: int, compression: str | None) -> tuple[int, int, int]:
+    """A CZI of about ``megabytes`` MiB: (T, C, Z) planes of 1024 x 1024 uint16 (a smooth
+    image plus noise, so zstd has something to do). Returns (T, C, Z)."""
+    from pylibCZIrw import czi as pyczi
+
+    planes = max(4, megabytes // 2)
+    t, c = 4, 2
+    z = max(1, planes // (t * c))
+    rng = np.random.default_rng(17)
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    base = (1000 + 800 * np.sin(yy / 97.0) * np.cos(xx / 131.0)).astype(np.uint16)
+    with pyczi.create_czi(str(path), exist_ok=True, compression_options=compression) as doc:
+        for ti in range(t):
+            for zi in range(z):
+                for ci in range(c):
+                    noise = rng.integers(0, 64, base.shape, dtype=np.uint16)
+                    plane = base + noise + np.uint16(100 * ci + 10 * zi + ti)
+                    doc.write(data=plane[..., np.newaxis], plane={"T": ti, "C": ci, "Z": zi})
+    return t, c, z
+
+
+def timed(run: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
+    """Median seconds of ``repeats`` runs after one warm-up run (page cache, readers)."""
+    run()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), seconds
+
+
+def czi_readers(path: Path, sizes: tuple[int, int, int]) -> dict[str, Callable[[], int]]:
+    """Each reader of the whole file, returning the max over its planes."""
+    import bfdask
+
+    t, c, z = sizes
+
+    def bfdask_read(mode: str) -> Callable[[], int]:
+        data = bfdask.open(path, ome=False, pixels=mode)
+        assert data.attrs["pixels"] == mode, data.attrs["pixels_reason"]
+        return lambda: int(data.data.max().compute(scheduler="single-threaded"))
+
+    def pylibczirw() -> int:
+        from pylibCZIrw import czi as pyczi
+
+        best = 0
+        with pyczi.open_czi(str(path)) as doc:
+            for ti in range(t):
+                for ci in range(c):
+                    for zi in range(z):
+                        best = max(best, int(doc.read(plane={"T": ti, "C": ci, "Z": zi}).max()))
+        return best
+
+    def czifile_read() -> int:
+        import czifile
+
+        best = 0
+        with czifile.CziFile(str(path)) as czi:
+            for entry in czi.filtered_subblock_directory:
+                best = max(best, int(entry.data_segment().data().max()))
+        return best
+
+    return {
+        "bfdask native": bfdask_read("native"),
+        "bfdask Bio-Formats": bfdask_read("bioformats"),
+        "pylibCZIrw": pylibczirw,
+        "czifile": czifile_read,
+    }
+
+
+def profile_job(path: Path, repeats: int) -> dict[str, float]:
+    """The profile job on ``path`` both ways (threads), median seconds."""
+    import bfdask
+
+    out = {}
+    for mode in ("native", "bioformats"):
+
+        def job(mode: str = mode) -> float:
+            data = bfdask.open(path, ome=False, pixels=mode)
+            line = ((128, 64), (896, 960))
+            stats = bfdask.profile(data, *line, linewidth=9).compute(scheduler="threads")
+            return float(stats["max"].max())
+
+        out[mode] = timed(job, repeats)[0]
+    return out
+
+
+def _repeated(data: Any, loops: int) -> Callable[[], None]:
+    """Read ``data`` whole ``loops`` times (single-threaded)."""
+
+    def run() -> None:
+        for _ in range(loops):
+            data.data.max().compute(scheduler="single-threaded")
+
+    return run
+
+
+def _nd2_frames(name: str, loops: int) -> Callable[[], None]:
+    """Read every frame of ``name`` through nd2 ``loops`` times."""
+    import nd2
+
+    def run() -> None:
+        with nd2.ND2File(name) as f:
+            frames = f.attributes.sequenceCount
+            for _ in range(loops):
+                for seq in range(frames):
+                    np.asarray(f.read_frame(seq)).max()
+
+    return run
+
+
+def nd2_rows(repeats: int, loops: int = 20) -> list[dict[str, Any]]:
+    """Per-plane seconds for each corpus ND2: bfdask native, Bio-Formats, nd2."""
+    import bfdask
+
+    rows = []
+    for name in sorted(glob.glob(str(DATA / "nd2" / "*.nd2"))):
+        whole = {"T": -1, "Z": -1, "C": -1}
+        native = bfdask.open(name, ome=False, chunks=whole)
+        bf = bfdask.open(name, ome=False, pixels="bioformats", chunks=whole)
+        planes = int(np.prod([native.sizes[d] for d in "TCZ"]))
+        row: dict[str, Any] = {"file": Path(name).name, "planes": planes}
+        runs = {
+            "native": _repeated(native, loops),
+            "bioformats": _repeated(bf, loops),
+            "nd2": _nd2_frames(name, loops),
+        }
+        for label, run in runs.items():
+            row[label] = timed(run, repeats)[0] / (loops * planes)
+        row["pixels"] = native.attrs["pixels"]
+        rows.append(row)
+    return rows
+
+
+_VERIFY_CHILD = r"""
+import json, time
+import bfdask
+from bfdask import pixels
+path = PATH
+t0 = time.perf_counter()
+data = bfdask.open(path, series=50, ome=False)                # fresh process: JVM, setId, plan
+open_auto = time.perf_counter() - t0
+spec = bfdask.read_spec(path, series=51)
+t0 = time.perf_counter()
+choice = pixels.choose(spec, "native")
+verify = time.perf_counter() - t0
+print(json.dumps({"open_auto": open_auto, "verify": verify, "pixels": data.attrs["pixels"]}))
+"""
+
+
+def verify_cost(folder: Path, repeats: int) -> dict[str, Any]:
+    """Verification ÷ open time on a 100-scene CZI (median run by ratio)."""
+    from pylibCZIrw import czi as pyczi
+
+    path = folder / "scenes100.czi"
+    plane = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256, 1)
+    with pyczi.create_czi(str(path), exist_ok=True) as doc:
+        for scene in range(100):
+            for zi in range(4):
+                doc.write(data=plane + zi, plane={"Z": zi}, scene=scene, location=(scene * 300, 0))
+    runs = [
+        run_python(f"PATH = {str(path)!r}\n" + _VERIFY_CHILD, timeout=600) for _ in range(repeats)
+    ]
+    for r in runs:
+        r["ratio"] = r["verify"] / r["open_auto"]
+    return sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+
+
+def section(results: dict[str, Any]) -> str:
+    """The RESULTS.md section, between its markers."""
+    lines = [BEGIN, "## 8. Native CZI and ND2 (issue #17)", ""]
+    lines.append(
+        f"Generated by `python -m benchmarks vendors` on {results['date']} in "
+        f"{results['minutes']:.1f} min (Python {results['python']}, pylibCZIrw "
+        f"{results['versions']['pylibczirw']}, czifile {results['versions']['czifile']}, nd2 "
+        f"{results['versions']['nd2']}). One core, page cache warm, medians of "
+        f"{results['repeats']} passes after a warm-up; every reader takes each plane's max."
+    )
+    for kind, czi in results["czi"].items():
+        gib = czi["bytes"] / 2**30
+        lines += [
+            "",
+            f"**CZI, {kind}** ({gib:.2f} GiB of pixels, file {czi['file_bytes'] / 2**30:.2f} GiB, "
+            f"T×C×Z {czi['sizes']}, 1024×1024 uint16, written by pylibCZIrw):",
+            "",
+            "| reader | median s | GB/s of pixels | bfdask native ÷ it |",
+            "| --- | --- | --- | --- |",
+        ]
+        native = czi["seconds"]["bfdask native"]
+        for reader, seconds in czi["seconds"].items():
+            if seconds is None:
+                lines.append(f"| {reader} | cannot decode this compression | - | - |")
+                continue
+            lines.append(
+                f"| {reader} | {seconds:.2f} | {czi['bytes'] / seconds / 1e9:.2f} | "
+                f"{seconds / native:.2f}× |"
+            )
+    job = results["profile_job"]
+    lines += [
+        "",
+        f"The profile job on the uncompressed CZI (bfdask.profile, linewidth 9, Z max, threads): "
+        f"native {job['native']:.2f} s, Bio-Formats {job['bioformats']:.2f} s: "
+        f"**{job['bioformats'] / job['native']:.1f}×**.",
+        "",
+        "**ND2** (corpus files, whole series per task, per plane):",
+        "",
+        "| file | planes | native µs | Bio-Formats µs | nd2 µs | native ÷ nd2 speed | "
+        "native ÷ Bio-Formats speed |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in results["nd2"]:
+        lines.append(
+            f"| {row['file']} | {row['planes']} | {row['native'] * 1e6:.0f} | "
+            f"{row['bioformats'] * 1e6:.0f} | {row['nd2'] * 1e6:.0f} | "
+            f"{row['nd2'] / row['native']:.2f}× | {row['bioformats'] / row['native']:.1f}× |"
+        )
+    v = results["verify"]
+    lines += [
+        "",
+        f"**Opening** a 100-scene CZI (4 planes of 256×256 per scene), fresh process: "
+        f"verification {v['verify'] * 1e3:.1f} ms of {v['open_auto'] * 1e3:.0f} ms = "
+        f"**{100 * v['ratio']:.1f} %** (pixels {v['pixels']}).",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def keep_section(old: str, new: str) -> str:
+    """``new`` (a rewritten RESULTS.md) with this section of ``old`` carried over."""
+    return carry_section(old, new, BEGIN, END)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks vendors", description=__doc__)
+    ap.add_argument("--megabytes", type=int, default=1024, help="size of each CZI (MiB)")
+    ap.add_argument("--repeats", type=int, default=3, help="passes per reader")
+    ap.add_argument("--out", type=Path, default=HERE, help="folder of RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; RESULTS.md untouched")
+    args = ap.parse_args(argv)
+    from importlib.metadata import version
+
+    begin = time.time()
+    results: dict[str, Any] = {"czi": {}, "repeats": args.repeats}
+    with tempfile.TemporaryDirectory(prefix="bfdask-vendors-") as tmp:
+        folder = Path(tmp)
+        for kind, compression in (("uncompressed", None), ("zstd", ZSTD)):
+            path = folder / f"{kind}.czi"
+            sizes = write_czi(path, args.megabytes, compression)
+            seconds: dict[str, float | None] = {}
+            for reader, run in czi_readers(path, sizes).items():
+                try:
+                    seconds[reader] = timed(run, args.repeats)[0]
+                except Exception as exc:  # czifile 2019 has no zstd1 (hi/lo packing)
+                    print(f"{reader} cannot read {kind}: {exc!r}", file=sys.stderr)
+                    seconds[reader] = None
+            print(f"{kind}: {json.dumps(seconds)}", file=sys.stderr)
+            results["czi"][kind] = {
+                "seconds": seconds,
+                "sizes": "×".join(map(str, sizes)),
+                "bytes": int(np.prod(sizes)) * 1024 * 1024 * 2,
+                "file_bytes": path.stat().st_size,
+            }
+            if compression is None:
+                results["profile_job"] = profile_job(path, args.repeats)
+            path.unlink()
+        results["nd2"] = nd2_rows(args.repeats)
+        results["verify"] = verify_cost(folder, args.repeats)
+    results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["minutes"] = (time.time() - begin) / 60
+    results["python"] = sys.version.split()[0]
+    results["versions"] = {name: version(name) for name in ("pylibczirw", "czifile", "nd2")}
+    text = section(results)
+    print(text)
+    if not args.no_write:
+        put_section(args.out / "RESULTS.md", BEGIN, END, text)
+        (args.out / "vendors.json").write_text(json.dumps(results, indent=1))
+    return 0
