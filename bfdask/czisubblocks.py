@@ -138,8 +138,9 @@ def rows_in_file(recipe: NativeRecipe, index: int) -> int:
     return max(0, min(recipe.size_y, left // recipe.row_bytes))
 
 
-def _decode(data: bytes, compression: int, recipe: NativeRecipe) -> NDArray[Any]:
-    """A zstd subblock's plane as ``(Y, X)``; raises ``ValueError`` if it is not whole."""
+def _decode_into(plane: NDArray[Any], data: bytes, compression: int) -> None:
+    """Decompress a zstd subblock into ``plane`` (a whole ``(Y, X)`` plane, contiguous);
+    raises ``ValueError`` if it does not decode to exactly the plane's bytes."""
     import imagecodecs
 
     hilo = False
@@ -147,22 +148,27 @@ def _decode(data: bytes, compression: int, recipe: NativeRecipe) -> NDArray[Any]
         size = data[0]
         hilo = size == 3 and data[1] == 1 and bool(data[2] & 1)
         data = data[size:]
-    raw = bytes(imagecodecs.zstd_decode(data))
-    expected = recipe.size_y * recipe.row_bytes
-    if len(raw) != expected:
-        raise ValueError(f"it decodes to {len(raw)} bytes, not the plane's {expected}")
-    if hilo:  # all low bytes first, then all high bytes
-        half = len(raw) // 2
-        packed = np.frombuffer(raw, np.uint8)
-        raw = np.stack([packed[:half], packed[half:]], axis=-1).tobytes()
-    plane = np.frombuffer(raw, np.dtype(recipe.dtype).newbyteorder("<"))
-    return plane.reshape(recipe.size_y, recipe.size_x)
+    target = plane.reshape(-1).view(np.uint8)
+    # one byte more than the plane: a stream that decodes longer shows it
+    scratch = np.empty(target.size + 1, np.uint8)
+    decoded = np.frombuffer(imagecodecs.zstd_decode(data, out=scratch.data), np.uint8)
+    if decoded.size != target.size:
+        raise ValueError(f"it decodes to {decoded.size} bytes, not the plane's {target.size}")
+    if hilo and plane.itemsize == 2:  # all low bytes first, then all high bytes
+        half = target.size // 2
+        high = decoded[half:].astype(np.uint16) << 8  # little-endian words, as raw planes
+        np.bitwise_or(decoded[:half], high, out=target.view("<u2"))
+    elif hilo:
+        raise ValueError(f"hi/lo byte packing of {plane.itemsize}-byte samples")
+    else:
+        target[:] = decoded
 
 
 def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window: Window) -> None:
     """Read ``planes`` in file order: raw ones with ``preadv`` into ``out``, zstd ones decoded."""
     y, x = window
     layout = _layout(recipe)
+    shape = (recipe.size_y, recipe.size_x)
     fd = os.open(recipe.path, os.O_RDONLY)
     try:
         for index, at in sorted(planes, key=lambda plane: layout[plane[0]][0]):
@@ -176,7 +182,13 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
                 data = os.pread(fd, nbytes, offset)
                 if len(data) != nbytes:
                     raise EOFError(f"{nbytes - len(data)} bytes of its subblock are missing")
-                out[at] = _decode(data, compression, recipe)[y[0] : y[1], x[0] : x[1]]
+                whole = out[at].flags.c_contiguous and out[at].shape[:2] == shape
+                plane = out[at] if whole else np.empty(shape, out.dtype)
+                _decode_into(plane, data, compression)  # little-endian: swap as raw planes
+                if recipe.swap:
+                    plane.byteswap(inplace=True)
+                if not whole:
+                    out[at] = plane[y[0] : y[1], x[0] : x[1]]
             except Exception as exc:  # a short file, a zstd stream that does not decode
                 problem = f"subblock at byte {offset}: {type(exc).__name__}: {exc}"
                 raise plane_error(recipe, index, recipe.path, problem, damaged=True) from None

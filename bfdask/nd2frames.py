@@ -92,15 +92,22 @@ def describe(recipe: NativeRecipe) -> str:
     return "ND2 frames through nd2 (one per time, position and Z)"
 
 
+def _strides(recipe: NativeRecipe) -> tuple[int, int, int]:
+    """Frames between consecutive (t, position, z) in the loops' row-major order."""
+    loops: tuple[tuple[str, int], ...] = recipe.layout  # type: ignore[assignment]
+    strides = {"T": 0, "P": 0, "Z": 0}
+    step = 1
+    for axis, size in reversed(loops):  # the innermost loop varies fastest
+        strides[axis] = step
+        step *= size
+    return strides["T"], strides["P"], strides["Z"]
+
+
 def frame_of(recipe: NativeRecipe, index: int) -> tuple[int, int]:
     """(frame number, channel) of Bio-Formats' plane ``index``."""
     z, c, t = recipe.zct(index)
-    loops: tuple[tuple[str, int], ...] = recipe.layout  # type: ignore[assignment]
-    where = {"T": t, "P": recipe.series, "Z": z}
-    if not loops:
-        return 0, c
-    seq = np.ravel_multi_index([where[a] for a, _ in loops], [n for _, n in loops])
-    return int(seq), c
+    per_t, per_p, per_z = _strides(recipe)
+    return t * per_t + recipe.series * per_p + z * per_z, c
 
 
 def missing_planes(recipe: NativeRecipe) -> NDArray[np.intp]:
@@ -134,9 +141,11 @@ def read_planes(recipe: NativeRecipe, out: NDArray[Any], planes: Planes, window:
     """Read ``planes``: each frame once (in file order), every channel the block wants."""
     (y0, y1), (x0, x1) = window
     by_frame: dict[int, list[tuple[int, int, tuple[int, int, int]]]] = {}
+    per_t, per_p, per_z = _strides(recipe)
+    first = recipe.series * per_p
     for index, at in planes:
-        seq, c = frame_of(recipe, index)
-        by_frame.setdefault(seq, []).append((index, c, at))
+        z, c, t = recipe.zct(index)
+        by_frame.setdefault(first + t * per_t + z * per_z, []).append((index, c, at))
     file = _file(recipe)
     for seq in sorted(by_frame):
         try:
