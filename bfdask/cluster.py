@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import handles, jvm, readers
+from . import handles, jvm, malloc, readers
 
 if TYPE_CHECKING:
     from distributed import Worker
@@ -102,6 +102,7 @@ class JVMPlugin(WorkerPlugin):
 
         if jvm.is_running():  # too late for an asked-for heap: say so rather than ignore it
             jvm.ensure(config.get("bfdask.jvm.max-heap", self.max_heap) or None)
+        malloc.tune_for_planes()  # also where no task ever starts the JVM (native pixels)
         settings = self._settings(worker)
         for key, variable in _ENV.items():
             if key in settings:

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import bridge, config
+from . import bridge, config, malloc
 from .errors import JVMError
 from .javafind import bioformats_jar, java_feature_version, java_home, libjvm_path, loaded_libjvm
 
@@ -225,28 +225,6 @@ def _quiet_flags(feature: int) -> list[str]:
     return flags
 
 
-def _tune_malloc_for_planes() -> None:
-    """Let glibc reuse plane-sized buffers in dask worker processes.
-
-    distributed starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also pins glibc's
-    mmap threshold at 128 KiB: every plane buffer (MBs) is then a fresh mmap, page-faulted in
-    and unmapped again -- ~570 000 page faults per 2 GiB read, and a worker reading at 0.45x a
-    client thread (measured here; see benchmarks/RESULTS.md). Raising the mmap threshold to
-    64 MiB and the trim threshold to 256 MiB keeps those buffers in the heap (+35-42 %).
-    Only done where that variable is set small, i.e. in distributed's workers.
-    """
-    setting = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
-    if not setting.isdigit() or int(setting) >= _MiB:
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters in <malloc.h>
-    libc.mallopt(m_mmap_threshold, 64 * _MiB)
-    libc.mallopt(m_trim_threshold, 256 * _MiB)
-
-
 #: No XML parser of Bio-Formats may read a DTD: an external entity copies a local file into
 #: the metadata, nested entities expand without bound (DESIGN.md). Bio-Formats' jar bundles
 #: Apache Xerces and registers it for JAXP, and Xerces ignores the JDK's jdk.xml.* and
@@ -270,7 +248,7 @@ _XML_SAFETY = (
 
 def _start(max_heap: str | int | None) -> None:
     """Start the JVM (caller holds ``_lock``)."""
-    _tune_malloc_for_planes()
+    malloc.tune_for_planes()  # before the JVM allocates: its threads use the same malloc
     home = java_home()
     libjvm = libjvm_path(home)
     heap = _resolve_max_heap(max_heap)

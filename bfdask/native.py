@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
-from . import files
+from . import files, malloc
 from .errors import BfdaskError, CorruptFileError, NativePixelsError
 from .order import plane_index, plane_position
 
@@ -284,6 +284,7 @@ def read_block(
     CorruptFileError
         A plane's bytes are not in the file, or do not decode.
     """
+    malloc.tune_for_planes()  # once per process: a worker of native tasks starts no JVM
     files.check_unchanged(recipe.path, recipe.stamp)
     shape: tuple[int, ...] = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if recipe.samples > 1:
