@@ -67,3 +67,19 @@ def flag(key: str, keyword: bool | None = None) -> bool:
         f"The setting {key!r} (env {ENV_VARS.get(key, '-')}) must be yes or no (1/0, "
         f"true/false), not {value!r}."
     )
+
+
+def default_memo_dir() -> Path:
+    """``$XDG_CACHE_HOME/bfdask/memo`` (``~/.cache/bfdask/memo``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bfdask" / "memo"
+
+
+def memo_dir() -> Path | None:
+    """The Memoizer directory from the settings, or None when memoization is off."""
+    value = get("bfdask.reader.memo-dir")
+    if value is None:
+        return default_memo_dir()
+    if str(value).strip().lower() in ("", "none", "off", "false", "0"):
+        return None
+    return Path(str(value)).expanduser()

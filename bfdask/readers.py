@@ -21,9 +21,7 @@ header is slow to parse is fast on every worker.
 
 from __future__ import annotations
 
-import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,22 +60,6 @@ PIXEL_TYPES: dict[str, np.dtype[Any]] = {
 }
 
 
-def default_memo_dir() -> Path:
-    """``$XDG_CACHE_HOME/bfdask/memo`` (``~/.cache/bfdask/memo``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bfdask" / "memo"
-
-
-def memo_dir() -> Path | None:
-    """The Memoizer directory from the settings, or None when memoization is off."""
-    value = config.get("bfdask.reader.memo-dir")
-    if value is None:
-        return default_memo_dir()
-    if str(value).strip().lower() in ("", "none", "off", "false", "0"):
-        return None
-    return Path(str(value)).expanduser()
-
-
 # -- one open reader ------------------------------------------------------------------------
 
 #: bytes at the end of each plane buffer marked before ``openBytes`` (see ``read_plane``)
@@ -111,7 +93,7 @@ class Reader:
         java.call(reader, "setOriginalMetadataPopulated", "(Z)V", False)
         store = java.new("loci/formats/ome/OMEXMLMetadataImpl", "()V")
         java.call(reader, "setMetadataStore", "(Lloci/formats/meta/MetadataStore;)V", store)
-        directory = memo_dir()
+        directory = config.memo_dir()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             reader = java.new(

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 import bfdask
-from bfdask import readers
+from bfdask import config, readers
 
 
 def test_cache_is_bounded_and_reuses_readers(fake):
@@ -71,6 +71,6 @@ def test_memoizer_writes_a_memo_and_reopens_from_it(tmp_path):
 
 def test_memoization_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("BFDASK_MEMO_DIR", "")
-    assert readers.memo_dir() is None
+    assert config.memo_dir() is None
     monkeypatch.setenv("BFDASK_MEMO_DIR", str(tmp_path / "m"))
-    assert readers.memo_dir() == tmp_path / "m"
+    assert config.memo_dir() == tmp_path / "m"
