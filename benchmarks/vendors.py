@@ -306,14 +306,63 @@ def section(results: dict[str, Any]) -> str:
             f"{row['nd2'] / row['native']:.2f}× | {row['bioformats'] / row['native']:.1f}× |"
         )
     v = results["verify"]
+    lines += ["", *targets(results), ""]
     lines += [
-        "",
         f"**Opening** a 100-scene CZI (4 planes of 256×256 per scene), fresh process: "
         f"verification {v['verify'] * 1e3:.1f} ms of {v['open_auto'] * 1e3:.0f} ms = "
         f"**{100 * v['ratio']:.1f} %** (pixels {v['pixels']}).",
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """The issue's targets against this run, as a table (met, or the bound that holds)."""
+    rows = []
+    for kind, czi in results["czi"].items():
+        sec = czi["seconds"]
+        native = sec["bfdask native, plane by plane"]
+        vendor = min(t for r, t in sec.items() if r in ("pylibCZIrw", "czifile") and t)
+        rows.append((f"CZI {kind}: native ÷ the faster vendor reader", vendor / native, 0.8))
+        bf = sec["bfdask Bio-Formats, plane by plane"]
+        rows.append((f"CZI {kind}: native ÷ Bio-Formats", bf / native, 5.0))
+    job = results["profile_job"]
+    rows.append(
+        ("profile job on the CZI: Bio-Formats ÷ native", job["bioformats"] / job["native"], 3.0)
+    )
+    for row in results["nd2"]:
+        rows.append(
+            (f"ND2 {row['file']}: native ÷ nd2 per plane", row["nd2"] / row["native"], 0.8)
+        )
+        rows.append(
+            (
+                f"ND2 {row['file']}: native ÷ Bio-Formats per plane",
+                row["bioformats"] / row["native"],
+                5.0,
+            )
+        )
+    v = results["verify"]
+    out = ["| target | this run | wanted | met |", "| --- | --- | --- | --- |"]
+    for name, value, wanted in rows:
+        out.append(
+            f"| {name} | {value:.2f}× | ≥ {wanted:g}× | {'yes' if value >= wanted else 'no'} |"
+        )
+    out.append(
+        f"| verification ÷ open, 100-scene CZI | {100 * v['ratio']:.1f} % | ≤ 10 % | "
+        f"{'yes' if v['ratio'] <= 0.1 else 'no'} |"
+    )
+    missed = [name for name, value, wanted in rows if value < wanted and name.startswith("ND2")]
+    if missed:
+        out += [
+            "",
+            "The bound where an ND2 target is missed: the corpus' ND2 planes are tiny (64×64 to "
+            "256×256, 8-128 KiB), so a plane costs a few µs of fixed work in either reader: "
+            "nd2's `read_frame` is a memory-mapped view (no copy), bfdask's block read checks the "
+            "file's stamp before and after, maps each plane and copies it into the block, and "
+            "Bio-Formats' JNI call is a few tens of µs. For planes of real sizes (MBs) the "
+            "copy dominates in all three (the CZI rows above: same reads, 1024×1024 planes).",
+        ]
+    return out
 
 
 def keep_section(old: str, new: str) -> str:
