@@ -109,8 +109,11 @@ def profile(
         skimage's default, :func:`numpy.mean`. On a cluster it must be picklable (a
         module-level function).
     z
-        ``"max"``, ``"mean"`` or ``"sum"``: project each Z stack first (numpy's result dtype,
-        as a plain loop would), or None for a profile per Z plane. Ignored without a ``Z`` dim.
+        ``"max"``, ``"mean"`` or ``"sum"``: project each Z stack first (numpy's result dtype
+        and values, as a plain loop would), or None for a profile per Z plane. Ignored without
+        a ``Z`` dim. On an array as ``bfdask.open`` made it, each task reads its planes one at
+        a time and folds them into the projection (:mod:`bfdask.projection`): the stack is
+        never whole in memory.
     units
         Units of ``src``/``dst``: ``"px"`` (default) or ``"um"``.
     stats
@@ -278,6 +281,11 @@ def _block_array(
     import dask.array as da
 
     project = z is not None and "Z" in data.dims
+    from .array import project_z
+
+    folded = project_z(data, z) if project and z is not None else None
+    if folded is not None:  # read and projected plane by plane in each task (issue #18)
+        data, project = folded, False
     view = data.isel(Y=rows, X=cols).transpose(*loop, *(["Z"] if project else []), "Y", "X")
     array = view.data
     if not isinstance(array, da.Array):

@@ -9,6 +9,7 @@ or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -20,7 +21,7 @@ import dask.array as da
 import numpy as np
 
 from . import chunks as chunks_mod
-from . import metadata, readers
+from . import metadata, projection, readers
 from . import native as native_mod
 from . import pixels as pixels_mod
 
@@ -61,6 +62,10 @@ class BlockSource:
     stamp: FileStamp | None = None  # the file at open: a changed file raises
     native: NativeRecipe | None = None  # a verified native plan: read without Java
     damage: Damage | None = None  # damage found at open: those planes raise on either path
+    #: a Z projection ("max", "sum", "mean") folded in as the planes of each block are read
+    #: (:mod:`bfdask.projection`): ``dims`` and ``shape`` then have no Z, ``z_size`` planes
+    project: str | None = None
+    z_size: int = 0
 
     @property
     def ndim(self) -> int:
@@ -98,13 +103,16 @@ class BlockSource:
                 ranges[dim] = (low, high)
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
-        if self.native is not None:
-            block = native_mod.read_block(
-                self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
+        if self.project is None:
+            block = self._read(ranges)
+            canonical = "TCZYX" + ("S" if self.samples > 1 else "")
+        else:  # one plane at a time, folded in: the (Z, Y, X) block is never whole in memory
+            block = projection.fold(
+                lambda z: self._read({**ranges, "Z": (z, z + 1)})[:, :, 0],
+                self.z_size,
+                self.project,
             )
-        else:
-            block = self._read_bioformats(ranges)
-        canonical = "TCZYX" + ("S" if self.samples > 1 else "")
+            canonical = "TCYX" + ("S" if self.samples > 1 else "")
         if self.dims != canonical:
             block = block.transpose([canonical.index(d) for d in self.dims])
         for axis in reversed(range(self.ndim)):  # last first: dropped axes keep numbering
@@ -112,6 +120,14 @@ class BlockSource:
             if not isinstance(item, slice):
                 block = np.take(block, item, axis=axis)
         return block
+
+    def _read(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
+        """The box ``ranges`` (T, C, Z, Y, X), as ``(T, C, Z, Y, X[, S])``."""
+        if self.native is not None:
+            return native_mod.read_block(
+                self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
+            )
+        return self._read_bioformats(ranges)
 
     def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
         layout = ("dtype", "samples", "little_endian", "interleaved", "stamp", "damage")
@@ -188,13 +204,20 @@ def to_dask(
         tuple((d, tuple(plan[d])) for d in dims),
         source_kind,
     )
-    block_sizes = tuple(tuple(int(n) for n in plan[d]) for d in dims)
-    meta = np.empty((0,) * len(dims), dtype=spec.dtype)
-    if math.prod(len(sizes) for sizes in block_sizes) <= SMALL_GRAPH:
-        return _small_array(source, name, block_sizes, meta)
+    return _as_dask(source, name, tuple(tuple(int(n) for n in plan[d]) for d in dims))
+
+
+def _as_dask(
+    source: BlockSource, name: str, chunks: tuple[tuple[int, ...], ...], dtype: Any = None
+) -> da.Array:
+    """The dask array of ``source``'s blocks ``chunks``, named ``name``; of ``dtype``
+    (default: the pixels')."""
+    meta = np.empty((0,) * len(chunks), dtype=source.dtype if dtype is None else dtype)
+    if math.prod(len(sizes) for sizes in chunks) <= SMALL_GRAPH:
+        return _small_array(source, name, chunks, meta)
     array: da.Array = da.from_array(
         source,
-        chunks=block_sizes,
+        chunks=chunks,
         name=name,
         lock=False,
         asarray=False,
@@ -203,6 +226,43 @@ def to_dask(
         inline_array=False,
     )
     return array
+
+
+def source_of(data: xr.DataArray) -> BlockSource | None:
+    """The :class:`BlockSource` behind ``data`` when ``data`` is the array ``bfdask.open``
+    made, unchanged (no selection, no arithmetic); else None."""
+    array = data.data
+    if not isinstance(array, da.Array) or not array.name.startswith("bfdask-"):
+        return None
+    found = array.__dask_graph__().get(f"original-{array.name}")
+    found = getattr(found, "value", found)  # dask may wrap plain values (DataNode)
+    return found if isinstance(found, BlockSource) else None
+
+
+def project_z(data: xr.DataArray, how: str) -> xr.DataArray | None:
+    """``data`` projected over Z, each task folding its planes in as it reads them
+    (:mod:`bfdask.projection`): the values and dtype of ``data.<how>("Z")``, but a block's
+    ``(Z, Y, X)`` stack is never whole in memory. None where ``data`` is not the array
+    ``bfdask.open`` made (:func:`source_of`) or has no Z axis to project."""
+    import xarray as xr
+
+    source = source_of(data)
+    if source is None or how not in projection.HOWS or "Z" not in source.dims:
+        return None
+    axis = source.dims.index("Z")
+    dims = source.dims.replace("Z", "")
+    projected = dataclasses.replace(
+        source,
+        dims=dims,
+        shape=source.shape[:axis] + source.shape[axis + 1 :],
+        project=how,
+        z_size=source.shape[axis],
+    )
+    chunks = data.data.chunks[:axis] + data.data.chunks[axis + 1 :]
+    dtype = projection.result_dtype(np.dtype(source.dtype), how)
+    array = _as_dask(projected, f"bfdask-z{how}-{_name_hash(data.data.name)}", chunks, dtype)
+    coords = {name: c for name, c in data.coords.items() if "Z" not in c.dims}
+    return xr.DataArray(array, dims=list(dims), coords=coords, attrs=data.attrs, name=data.name)
 
 
 def _small_array(

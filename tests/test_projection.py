@@ -1,0 +1,117 @@
+"""Z projections folded in while the planes are read (issue #18): the same numbers, less memory.
+
+``bfdask.profile(..., z="sum"|"max"|"mean")`` on an array as ``bfdask.open`` made it reads each
+task's planes one at a time and folds them into the projection (``bfdask.projection``) instead
+of reading the whole ``(Z, Y, X)`` stack first. The result must be bit for bit what numpy's
+``stack.sum(axis=Z)`` gives, on both pixel paths, and a task must never hold the stack.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from shared_data import DATA, requires_data
+from test_native import write_lif
+
+import bfdask
+from bfdask import projection
+from bfdask.array import project_z
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DTYPES = ["uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("how", projection.HOWS)
+def test_fold_gives_numpys_projection_bit_for_bit(dtype: str, how: str) -> None:
+    rng = np.random.default_rng(5)
+    for count in (1, 2, 9, 41):
+        if dtype.startswith("float"):
+            stack = (rng.standard_normal((count, 2, 31, 47)) * 1e3).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            stack = rng.integers(
+                info.min, info.max, (count, 2, 31, 47), dtype=dtype, endpoint=True
+            )
+        want = getattr(stack, how)(axis=0)
+        got = projection.fold(lambda z, s=stack: s[z].copy(), count, how)
+        assert got.dtype == want.dtype
+        assert got.tobytes() == want.tobytes(), (dtype, how, count)
+
+
+def test_sums_of_16_bit_planes_accumulate_in_32_bits_only_where_exact() -> None:
+    assert projection.accumulator(np.dtype("uint16"), "sum", 65537) == np.uint32
+    assert projection.accumulator(np.dtype("uint16"), "sum", 65538) == np.uint64
+    assert projection.accumulator(np.dtype("int16"), "mean", 65536) == np.int32
+    assert projection.accumulator(np.dtype("uint16"), "max", 10**9) == np.uint16
+
+
+@requires_data
+@pytest.mark.parametrize("pixels", ["auto", "bioformats"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "imagej-tiff/neubias_xyzc_8bit_spheres.tif",
+        "czi/CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi",
+        "lif/LeicaLASX_xz-plane_example.lif",
+    ],
+)
+def test_projected_array_equals_numpys_projection(name: str, pixels: str) -> None:
+    data = bfdask.open(DATA / name, pixels=pixels)
+    for how in projection.HOWS:
+        folded = project_z(data, how)
+        assert folded is not None and "Z" not in folded.dims
+        want = getattr(data.values, how)(axis=data.dims.index("Z"))
+        got = folded.values
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), how
+        # a window is folded from the window's rows only, and still exactly
+        window = folded.isel(Y=slice(3, 40), X=slice(5, 60)).values
+        assert window.tobytes() == got[..., 3:40, 5:60].tobytes()
+
+
+@requires_data
+def test_an_array_changed_after_open_is_not_projected_this_way() -> None:
+    data = bfdask.open(DATA / "imagej-tiff" / "neubias_xyzc_8bit_spheres.tif")
+    assert project_z(data.isel(Z=slice(1, None)), "sum") is None  # a selection: the plain way
+    assert project_z(data.isel(Z=0), "sum") is None  # no Z left
+
+
+@requires_data
+@pytest.mark.parametrize("how", projection.HOWS)
+def test_profile_with_a_z_projection_is_unchanged(how: str) -> None:
+    """The folded path (an array as opened) and the plain one (the same after a selection
+    that keeps every plane) give the same statistics and profile to the last bit."""
+    data = bfdask.open(DATA / "czi" / "CellDivision_T3_Z5_CH2_X240_Y170.czi")
+    line = ((20, 15), (150, 220))
+    kwargs = {"linewidth": 5, "z": how, "stats": ["min", "max", "mean"], "profiles": True}
+    folded = bfdask.profile(data, *line, **kwargs).compute()
+    everything = data.isel(T=list(range(data.sizes["T"])))  # no longer the array as opened
+    assert project_z(everything, how) is None
+    plain = bfdask.profile(everything, *line, **kwargs).compute()
+    for name in folded.data_vars:
+        assert folded[name].values.tobytes() == plain[name].values.tobytes(), name
+
+
+def test_a_task_never_holds_the_whole_stack(tmp_path: Path) -> None:
+    """Reading a 48-plane stack and summing it, the folded task's peak memory stays a few
+    planes; read whole, it would be the stack (the test fails if the fold is bypassed)."""
+    z, y, x = 48, 128, 96
+    path = write_lif(tmp_path / "stack.lif", t=1, z=z, c=1, y=y, x=x, dtype="uint16", seed=3)
+    data = bfdask.open(path, chunks={"Z": -1})
+    folded = project_z(data, "sum")
+    assert folded is not None
+    stack_bytes = z * y * x * 2
+    folded.data.compute(scheduler="single-threaded")  # warm: readers, caches
+    tracemalloc.start()
+    try:
+        got = folded.data.compute(scheduler="single-threaded")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < stack_bytes / 2, f"peak {peak} B for a {stack_bytes} B stack"
+    assert got.tobytes() == data.values.sum(axis=2).tobytes()
