@@ -2,8 +2,9 @@
 
 ``bfdask demo`` writes a small time-lapse shaped like a stopped-and-restarted Mark-and-Find
 experiment (an OME-TIFF of embryo-like tubes over several acquisition blocks, with a lesion
-that deepens and recovers, and one failed acquisition), then runs the whole analysis on a local
-cluster of worker processes: positions stitched across blocks, profile statistics along each
+that deepens and recovers, and one failed acquisition), then runs the whole analysis on
+threads (or a cluster: ``--workers``, ``--scheduler``): positions stitched across blocks,
+profile statistics along each
 tube, a table per position with the flagged timepoints, the long table and a plot.
 ``bfdask profile PATH --line ...`` does the same for any file Bio-Formats reads. Tables and
 plots come from :mod:`bfdask.report`, as in a notebook.
@@ -84,10 +85,15 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="address of a running dask scheduler (default: start a local cluster)",
+        help="address of a running dask scheduler (default: threads in this process)",
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="worker processes of the local cluster (2)"
+        "--workers",
+        type=int,
+        default=None,
+        help="start a local cluster of this many worker processes (default: threads in this "
+        "process, faster on one machine: no worker starts, no pixels or results sent between "
+        "processes)",
     )
     parser.add_argument(
         "--memory-limit", default="2GiB", help="memory limit per local worker (2GiB)"
@@ -296,7 +302,7 @@ def _analyse(
     series: list[int | str] | None = None,
 ) -> int:
     """:func:`bfdask.profile` of the positions of ``path`` stitched with ``pattern`` (or of
-    each series) on a cluster; per position a table on stdout, the long table in ``out`` and a
+    each series) on threads or a cluster; per position a table on stdout, the long table in ``out`` and a
     plot (:mod:`bfdask.report`)."""
     import warnings
 

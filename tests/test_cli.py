@@ -56,7 +56,6 @@ def demo_run(
 
 
 @pytest.mark.slow
-@pytest.mark.cluster
 def test_demo_end_to_end(demo_run: tuple[Path, subprocess.CompletedProcess, float]) -> None:
     out, done, seconds = demo_run
     assert done.returncode == 0, done.stderr
@@ -175,7 +174,6 @@ def test_info(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.cluster  # `profile` starts its local cluster before it opens the file
 def test_errors_are_messages_not_tracebacks(tmp_path: Path, capsys) -> None:
     assert main(["profile", str(tmp_path / "missing.lif"), "--line", "1,2,3,4"]) == 1
     err = capsys.readouterr().err
@@ -280,3 +278,17 @@ def test_cli_defaults_name_the_librarys_own() -> None:
     assert cli.DEFAULT_PATTERN is positions.DEFAULT_PATTERN
     assert cli.BUILTINS is stats.BUILTINS
     assert set(cli.STATS.split(",")) <= set(stats.BUILTINS)
+
+
+def test_commands_compute_on_threads_unless_asked_for_a_cluster() -> None:
+    """Issue #18: on one machine threads beat a LocalCluster (no worker starts, nothing sent
+    between processes; benchmarks/RESULTS.md, "The user's job"), so that is the default."""
+    from bfdask.cli import _parser
+    from bfdask.commands import client
+
+    for command in (["demo"], ["profile", "x.lif", "--line", "auto"]):
+        args = _parser().parse_args(command)
+        assert args.workers is None and args.scheduler is None
+        with client(args.scheduler, workers=args.workers) as connected:
+            assert connected is None  # dask's threads in this process
+    assert _parser().parse_args(["demo", "--workers", "2"]).workers == 2
