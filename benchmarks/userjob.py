@@ -1,0 +1,237 @@
+"""``python -m benchmarks userjob``: the user's job of issue #18, against their loop and the floor.
+
+A LIF written by ``make_lif.py`` (default: 2 series, T 12, Z 40, C 2, 1024 x 1024 uint16,
+4.0 GB; ``--t`` shrinks it), page cache warm. The job as the user wrote it: per series,
+timepoint and channel, the Z sum (or max), then ``profile_line`` with linewidth 9, min and
+max. Each is timed end to end in a process of its own (imports and JVM start included where
+the run is "fresh"):
+
+* the user's own loop: python-bioformats ``ImageReader.read`` per plane, numpy, scikit-image;
+* ``bfdask.profile_series(..., z=...)`` fresh, 1 and 2 threads; warm (second run in a process);
+* on ``LocalCluster(n_workers=2, threads_per_worker=1)``: first run (workers start their JVMs)
+  and warm;
+* the compute floor: the same projections and profiles of the pixels already in memory,
+  2 threads (numpy and scikit-image only).
+
+Medians of ``--repeats`` runs. Writes the section "The user's job" of ``RESULTS.md``. Needs
+the javabridge environment (the user's loop uses python-bioformats). Out of core (a LIF larger
+than RAM, cold cache) is not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._util import REPO, carry_section, put_section
+
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- userjob:begin -->", "<!-- userjob:end -->"
+LINE = ((128, 64), (896, 960))  # (y, x) ends, in a 1024 x 1024 plane
+
+CHILD = r"""
+import json, sys, time
+start = time.perf_counter()
+kind, path, how, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+LINE = ((128, 64), (896, 960))
+
+def bfdask_job():
+    import dask, bfdask
+    results = bfdask.profile_series(path, *LINE, linewidth=9, z=how, stats=["min", "max"],
+                                    compute=False)
+    return dask.compute(results)[0]
+
+def user_loop():
+    import javabridge, bioformats, numpy as np
+    from skimage.measure import profile_line
+    javabridge.start_vm(class_path=bioformats.JARS, max_heap_size="2G")
+    try:
+        out = []
+        with bioformats.ImageReader(path) as reader:
+            for series in range(reader.rdr.getSeriesCount()):
+                reader.rdr.setSeries(series)
+                sizes = [reader.rdr.getSizeT(), reader.rdr.getSizeC(), reader.rdr.getSizeZ()]
+                for t in range(sizes[0]):
+                    for c in range(sizes[1]):
+                        stack = np.stack([reader.read(c=c, z=z, t=t, series=series, rescale=False)
+                                          for z in range(sizes[2])])
+                        projected = getattr(stack, how)(axis=0)
+                        prof = profile_line(projected, *LINE, linewidth=9)
+                        out.append((prof.min(), prof.max()))
+        return out
+    finally:
+        javabridge.kill_vm()
+
+seconds = {}
+if kind == "user":
+    user_loop()
+    seconds["first"] = time.perf_counter() - start
+elif kind == "threads":
+    import dask
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        bfdask_job()
+        seconds["first"] = time.perf_counter() - start
+        t0 = time.perf_counter()
+        bfdask_job()
+        seconds["warm"] = time.perf_counter() - t0
+elif kind == "cluster":
+    import bfdask, distributed
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.register_plugin(bfdask.JVMPlugin(warm=False))
+        t0 = time.perf_counter()
+        bfdask_job()
+        seconds["first"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bfdask_job()
+        seconds["warm"] = time.perf_counter() - t0
+elif kind == "floor":
+    import dask, numpy as np, bfdask
+    from skimage.measure import profile_line
+    stacks = []
+    for series in range(len(bfdask.list_series(path))):
+        data = bfdask.open(path, series=series, ome=False).values  # T, C, Z, Y, X
+        stacks += [data[t, c] for t in range(data.shape[0]) for c in range(data.shape[1])]
+    def one(stack):
+        prof = profile_line(getattr(stack, how)(axis=0), *LINE, linewidth=9)
+        return prof.min(), prof.max()
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        t0 = time.perf_counter()
+        dask.compute(*[dask.delayed(one)(s) for s in stacks])
+        seconds["first"] = time.perf_counter() - t0
+print(json.dumps(seconds))
+"""
+
+
+def write_lif(path: Path, t: int) -> None:
+    """The issue's LIF: 2 series, ``t`` timepoints, Z 40, C 2, 1024 x 1024 uint16."""
+    from .native import _make_lif_module
+
+    make_lif = _make_lif_module()
+    spec = make_lif.Spec(2, t, 40, 2, 1024, 1024, "uint16", "markfind", 0, None)
+    make_lif.write_lif(str(path), spec, project=path.stem, verbose=False)
+
+
+def run(kind: str, path: Path, how: str, threads: int = 2) -> dict[str, float]:
+    """One child process; its wall time end to end as ``"wall"``, plus what it measured."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(path), how, str(threads)],
+        capture_output=True, text=True, env=env, timeout=3600,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} failed: {proc.stderr[-2000:]}")
+    out: dict[str, float] = json.loads(
+        [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
+    )
+    out["wall"] = wall
+    return out
+
+
+def measure_all(path: Path, repeats: int) -> dict[str, Any]:
+    """Every run of the section, ``repeats`` times each in rotation; medians."""
+    plan = [
+        ("user loop", "user", "sum", 1),
+        ("bfdask, 1 thread", "threads", "sum", 1),
+        ("bfdask, 2 threads", "threads", "sum", 2),
+        ("bfdask, 2 threads, Z max", "threads", "max", 2),
+        ("bfdask, LocalCluster 2×1", "cluster", "sum", 2),
+        ("compute floor, 2 threads", "floor", "sum", 2),
+        ("compute floor, 2 threads, Z max", "floor", "max", 2),
+    ]
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in plan}
+    for _ in range(repeats):  # in rotation: a machine getting busier favours no run
+        for label, kind, how, threads in plan:
+            runs[label].append(run(kind, path, how, threads))
+            print(f"{label}: {runs[label][-1]}", file=sys.stderr)
+    return {
+        label: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+        for label, rows in runs.items()
+    }
+
+
+def section(results: dict[str, Any]) -> str:
+    """The RESULTS.md section, between its markers."""
+    m = results["runs"]
+    user = m["user loop"]["wall"]
+    fresh2 = m["bfdask, 2 threads"]["wall"]
+    floor = m["compute floor, 2 threads"]["first"]
+    warm2 = m["bfdask, 2 threads"]["warm"]
+    cluster = m["bfdask, LocalCluster 2×1"]
+    lines = [
+        BEGIN,
+        "## 9. The user's job (issue #18)",
+        "",
+        f"Generated by `python -m benchmarks userjob` on {results['date']} in "
+        f"{results['minutes']:.1f} min. A LIF of {results['gb']:.1f} GB (2 series, T "
+        f"{results['t']}, Z 40, C 2, 1024×1024 uint16, make_lif.py), page cache warm; the job: "
+        "per series, timepoint and channel the Z sum, profile_line with linewidth 9, min and "
+        f"max. Each run in a fresh process; medians of {results['repeats']} runs in rotation.",
+        "",
+        "| run | first run s (wall, fresh process) | warm s (second run, same process) |",
+        "| --- | --- | --- |",
+    ]
+    for label, row in m.items():
+        # fresh-process runs: the wall time, imports and JVM start included; the cluster's
+        # first run is timed once the cluster is up, the floor's with the pixels in memory
+        fresh = (
+            label == "user loop" or label.startswith("bfdask, 1") or label.startswith("bfdask, 2")
+        )
+        first = row["wall"] if fresh else row["first"]
+        warm = f"{row['warm']:.2f}" if "warm" in row else "-"
+        lines.append(f"| {label} | {first:.2f} | {warm} |")
+    rows = [
+        ("fresh process, 2 threads ÷ the user's loop (speed-up)", user / fresh2, "≥ 8×"),
+        ("fresh process, 2 threads ÷ compute floor (time)", fresh2 / floor, "≤ 1.25×"),
+        ("warm process, 2 threads ÷ compute floor (time)", warm2 / floor, "-"),
+        ("warm LocalCluster 2×1 ÷ warm 2 threads (time)", cluster["warm"] / warm2, "≤ 1.2×"),
+        ("first LocalCluster run ÷ warm (time)", cluster["first"] / cluster["warm"], "≤ 1.5×"),
+    ]
+    lines += ["", "| target | this run | wanted |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {value:.2f}× | {wanted} |" for name, value, wanted in rows]
+    lines += ["", "Out of core (a LIF larger than RAM, cold cache) is not measured here.", END]
+    return "\n".join(lines) + "\n"
+
+
+def keep_section(old: str, new: str) -> str:
+    """``new`` (a rewritten RESULTS.md) with this section of ``old`` carried over."""
+    return carry_section(old, new, BEGIN, END)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks userjob", description=__doc__)
+    ap.add_argument("--t", type=int, default=12, help="timepoints per series (12: 4.0 GB)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each kind")
+    ap.add_argument("--out", type=Path, default=HERE, help="folder of RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; RESULTS.md untouched")
+    args = ap.parse_args(argv)
+    begin = time.time()
+    with tempfile.TemporaryDirectory(prefix="bfdask-userjob-") as tmp:
+        path = Path(tmp) / "userjob.lif"
+        write_lif(path, args.t)
+        results: dict[str, Any] = {"t": args.t, "repeats": args.repeats}
+        results["gb"] = path.stat().st_size / 1e9
+        subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm cache
+        results["runs"] = measure_all(path, args.repeats)
+    results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["minutes"] = (time.time() - begin) / 60
+    text = section(results)
+    print(text)
+    if not args.no_write:
+        put_section(args.out / "RESULTS.md", BEGIN, END, text)
+        (args.out / "userjob.json").write_text(json.dumps(results, indent=1))
+    return 0
