@@ -302,8 +302,8 @@ def _analyse(
     series: list[int | str] | None = None,
 ) -> int:
     """:func:`bfdask.profile` of the positions of ``path`` stitched with ``pattern`` (or of
-    each series) on threads or a cluster; per position a table on stdout, the long table in ``out`` and a
-    plot (:mod:`bfdask.report`)."""
+    each series) on threads or a cluster; per position a table on stdout, the long table in
+    ``out`` and a plot (:mod:`bfdask.report`)."""
     import warnings
 
     from . import progress, report
