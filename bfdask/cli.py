@@ -322,9 +322,15 @@ def _analyse(
         for warning in caught:
             if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
                 print(f"bfdask: warning: {warning.message}", file=sys.stderr)
-        futures = connected.compute(list(lazy.values()))
-        progress.wait(futures)
-        computed = dict(zip(lazy, connected.gather(futures)))
+        if connected is None:  # threads in this process (the default)
+            import dask
+
+            with progress.local():
+                computed = dict(zip(lazy, dask.compute(*lazy.values(), scheduler="threads")))
+        else:
+            futures = connected.compute(list(lazy.values()))
+            progress.wait(futures)
+            computed = dict(zip(lazy, connected.gather(futures)))
     items = report.split(computed)
     flagged = report.flag(items)
     stats = options["stats"].split(",") if "stats" in options else ["min", "max", "mean"]
