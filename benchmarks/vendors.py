@@ -356,7 +356,7 @@ def targets(results: dict[str, Any]) -> list[str]:
         out += [
             "",
             "The bound where a zstd CZI target is missed: the read is decode-bound. bfdask "
-            "decompresses with imagecodecs' zstd into the plane and joins the hi/lo bytes in one "
+            "decompresses with imagecodecs' zstd into the plane, joins the hi/lo bytes in one "
             "numpy pass; pylibCZIrw (libCZI, C++) does both in native code. bfdask's speed against "
             "pylibCZIrw's varied from 0.56× to 1.08× between runs on this shared machine. "
             "Bio-Formats' "
