@@ -357,10 +357,9 @@ def targets(results: dict[str, Any]) -> list[str]:
             "",
             "The bound where a zstd CZI target is missed: the read is decode-bound. bfdask "
             "decompresses with imagecodecs' zstd into the plane, joins the hi/lo bytes in one "
-            "numpy pass; pylibCZIrw (libCZI, C++) does both in native code. bfdask's speed against "
-            "pylibCZIrw's varied from 0.56× to 1.08× between runs on this shared machine. "
-            "Bio-Formats' "
-            "Java zstd decodes at about 0.2 GB/s, bfdask at 0.75-1.0 GB/s.",
+            "numpy pass; pylibCZIrw (libCZI, C++) does both in native code. bfdask's speed "
+            "against pylibCZIrw's varied from 0.56× to 1.08× between runs on this shared "
+            "machine. Bio-Formats' Java zstd decodes at about 0.2 GB/s, bfdask at 0.75-1.0 GB/s.",
         ]
     missed = [name for name, value, wanted in rows if value < wanted and name.startswith("ND2")]
     if missed:
