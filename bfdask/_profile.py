@@ -4,12 +4,9 @@ The client side of the analysis: the arguments checked, the lines in pixels
 (:mod:`bfdask.geometry`), the dask graph and the labeled Dataset. Every form of :func:`profile`
 builds the same graph: the array narrowed to the rows and columns the lines can touch (dask
 fuses that slice into the read), then :func:`bfdask.sampling.profile_block` mapped over the
-(T, Z) blocks; each task returns a few numbers per plane (the statistics, the profile when
-asked), never pixels. The plain form ``profile(data, src, dst)`` is that graph returning the
-profile, with min/max/mean reduced from it.
-
-(A private name: a module ``bfdask.profile`` would replace the function ``bfdask.profile`` as
-soon as it was imported.)
+(T, Z) blocks; each task returns a few numbers per plane, never pixels. The plain form
+``profile(data, src, dst)`` is that graph returning the profile, min/max/mean reduced from it.
+(A private name: a module ``bfdask.profile`` would replace the function ``bfdask.profile``.)
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .array import project_z
 from .geometry import (
     LINE_FIELDS,
     SampledLine,
@@ -109,11 +107,9 @@ def profile(
         skimage's default, :func:`numpy.mean`. On a cluster it must be picklable (a
         module-level function).
     z
-        ``"max"``, ``"mean"`` or ``"sum"``: project each Z stack first (numpy's result dtype
-        and values, as a plain loop would), or None for a profile per Z plane. Ignored without
-        a ``Z`` dim. On an array as ``bfdask.open`` made it, each task reads its planes one at
-        a time and folds them into the projection (:mod:`bfdask.projection`): the stack is
-        never whole in memory.
+        ``"max"``, ``"mean"`` or ``"sum"``: project each Z stack first (numpy's values and
+        dtype, as a plain loop gets), or None for a profile per Z plane; ignored without a
+        ``Z`` dim. Each task folds its planes in as it reads them (:mod:`bfdask.projection`).
     units
         Units of ``src``/``dst``: ``"px"`` (default) or ``"um"``.
     stats
@@ -281,8 +277,6 @@ def _block_array(
     import dask.array as da
 
     project = z is not None and "Z" in data.dims
-    from .array import project_z
-
     folded = project_z(data, z) if project and z is not None else None
     if folded is not None:  # read and projected plane by plane in each task (issue #18)
         data, project = folded, False
