@@ -10,8 +10,9 @@ the run is "fresh"):
 * ``bfdask.profile_series(..., z=...)`` fresh, 1 and 2 threads; warm (second run in a process);
 * on ``LocalCluster(n_workers=2, threads_per_worker=1)``: first run (workers start their JVMs)
   and warm;
-* the compute floor: the same projections and profiles of the pixels already in memory,
-  2 threads (numpy and scikit-image only).
+* the compute floor: the same projections and profiles of the same pixels (the rows and
+  columns the line can touch, as bfdask reads them) already in memory, 2 threads (numpy and
+  scikit-image only).
 
 Medians of ``--repeats`` runs. Writes the section "The user's job" of ``RESULTS.md``. Needs
 the javabridge environment (the user's loop uses python-bioformats). Out of core (a LIF larger
@@ -101,8 +102,14 @@ elif kind == "floor":
     for series in range(len(bfdask.list_series(path))):
         data = bfdask.open(path, series=series, ome=False).values  # T, C, Z, Y, X
         stacks += [data[t, c] for t in range(data.shape[0]) for c in range(data.shape[1])]
+    # the pixels bfdask reads: the rows and columns the line (and its width) can touch
+    (y0, x0), (y1, x1) = LINE
+    rows = slice(min(y0, y1) - 9, max(y0, y1) + 10)
+    cols = slice(min(x0, x1) - 9, max(x0, x1) + 10)
+    here = ((y0 - rows.start, x0 - cols.start), (y1 - rows.start, x1 - cols.start))
+    stacks = [s[:, rows, cols].copy() for s in stacks]
     def one(stack):
-        prof = profile_line(getattr(stack, how)(axis=0), *LINE, linewidth=9)
+        prof = profile_line(getattr(stack, how)(axis=0), *here, linewidth=9)
         return prof.min(), prof.max()
     with dask.config.set(scheduler="threads", num_workers=threads):
         t0 = time.perf_counter()
