@@ -11,6 +11,7 @@ exit, a worker plugin's teardown). A thread's handles are closed when the thread
 
 from __future__ import annotations
 
+import atexit
 import threading
 import weakref
 from collections import OrderedDict
@@ -140,6 +141,24 @@ def close_all(kind: str | None = None, under: str | None = None) -> None:
         every = list(_all)
     for handles in every:
         handles.close_all(kind, under)
+
+
+def _close_files_at_exit() -> None:
+    """atexit: close every thread's file handles that need no Java (tifffile, nd2), while the
+    modules they call into are still whole; left to thread-local teardown during interpreter
+    finalization, an nd2 file's memory map was closed late enough to crash the process.
+    (Java readers are closed earlier, by :func:`bfdask.jvm`'s shutdown, with the JVM up.)"""
+    with _all_lock:
+        every = list(_all)
+    for handles in every:
+        for key in [k for k in handles.handles if _kind(k) not in ATTACHED_KINDS]:
+            try:
+                handles.handles.pop(key).close()
+            except Exception:  # best effort at exit
+                pass
+
+
+atexit.register(_close_files_at_exit)
 
 
 def count(kind: str | None = None, *, all_threads: bool = False) -> int:
