@@ -21,7 +21,7 @@ import dask.array as da
 import numpy as np
 
 from . import chunks as chunks_mod
-from . import metadata, projection, readers
+from . import jvm, metadata, projection, readers
 from . import native as native_mod
 from . import pixels as pixels_mod
 
@@ -406,6 +406,8 @@ def open_spec(
     dims = normalize_dims(dims, spec)
     if choice is None:
         choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
+    if choice.recipe is None:  # Bio-Formats will read: a forked child of a JVM fails here
+        jvm.check_not_forked()
     if not lazy:
         data = open_dask(spec, dims=dims, chunks=chunks, choice=choice)
         return labeled(spec, dims, data, ome_xml, choice)
@@ -435,6 +437,8 @@ def open_dask(
     dims = normalize_dims(dims, spec)
     if choice is None:
         choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
+    if choice.recipe is None:
+        jvm.check_not_forked()
     return to_dask(spec, dims, chunks, choice)
 
 

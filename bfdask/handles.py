@@ -3,10 +3,11 @@
 Bio-Formats readers are not thread-safe, and neither is a ``tifffile.TiffFile`` (it seeks and
 reads without a lock), but both release the GIL while reading, so each thread keeps its own
 handles and threads read in parallel without locks (a per-file lock would throw that away).
-Every kind of handle -- a Java reader, a TiffFile -- lives in this one cache, keyed by
-``(kind, path, ...)``, bounded by one setting, ``bfdask.reader.cache-size`` (env
-``BFDASK_READER_CACHE_SIZE``) per thread, and closed by one :func:`close_all` (interpreter
-exit, a worker plugin's teardown). A thread's handles are closed when the thread ends.
+Every kind of handle -- a Java reader, a TiffFile, a file's kept answers -- lives in this one
+cache, keyed by ``(kind, path, ...)``, bounded by one setting, ``bfdask.reader.cache-size`` (env
+``BFDASK_READER_CACHE_SIZE``) per thread (kept answers, which hold no file, apart), and
+closed by one :func:`close_all` (interpreter exit, a worker plugin's teardown). A thread's
+handles are closed when the thread ends.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ _all_lock = threading.Lock()
 _by_thread: dict[int, _ThreadHandles] = {}
 #: the key kinds that need it (see :func:`put`)
 ATTACHED_KINDS = ("java",)
+#: kinds that hold no open file (a file's kept answers, :mod:`bfdask.answers`): bounded by
+#: the same setting, but apart, so that they never close a reader
+NO_FILE_KINDS = ("answers",)
 
 
 def _kind(key: Hashable) -> object:
@@ -114,10 +118,10 @@ def put(key: Hashable, handle: H) -> H:
     if _kind(key) in ATTACHED_KINDS:
         with _all_lock:
             _by_thread[threading.get_ident()] = mine
-    bound = limit()
-    while len(mine.handles) > bound:
-        _, evicted = mine.handles.popitem(last=False)
-        evicted.close()
+    holds_file = _kind(key) not in NO_FILE_KINDS
+    alike = [k for k in mine.handles if (_kind(k) not in NO_FILE_KINDS) == holds_file]
+    for old in alike[: max(0, len(alike) - limit())]:  # least recently used first
+        mine.handles.pop(old).close()
     return handle
 
 

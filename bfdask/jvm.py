@@ -178,14 +178,22 @@ def ensure(max_heap: str | int | None = None) -> None:
     with _lock:
         if _state.pid is None:
             _start(max_heap)
-        elif _state.pid != os.getpid():
-            raise JVMError(
-                f"This process (pid {os.getpid()}) was forked from pid {_state.pid}, whose JVM "
-                "was already running; a JVM cannot be used after fork. Start worker processes "
-                "with the 'spawn' method (dask.distributed's default) or create them before "
-                "the first bfdask call."
-            )
+        else:
+            check_not_forked()
     _local.attachment = _Attachment()
+
+
+def check_not_forked() -> None:
+    """Raise :class:`~bfdask.JVMError` in a forked child of a process whose JVM was running
+    (where no Java can be called); do nothing elsewhere. Cheap: opening a series whose pixels
+    Bio-Formats must read calls it, so that such a child fails at open, not in a task."""
+    if _state.pid is not None and _state.pid != os.getpid():
+        raise JVMError(
+            f"This process (pid {os.getpid()}) was forked from pid {_state.pid}, whose JVM "
+            "was already running; a JVM cannot be used after fork. Start worker processes "
+            "with the 'spawn' method (dask.distributed's default) or create them before "
+            "the first bfdask call."
+        )
 
 
 def _warn_if_heap_differs(max_heap: str | int) -> None:

@@ -7,21 +7,24 @@ few fields a task needs (see :mod:`bfdask.array`).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import bridge, jvm, readers, safexml, sizes
+from . import answers, bridge, jvm, readers, safexml, sizes
 from .errors import SeriesIndexError
 from .javaerrors import java_class_name
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     from .files import FileStamp
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -337,31 +340,73 @@ def resolve_series(reader: readers.Reader, series: int | str) -> int:
     SeriesIndexError
         No such series, or a name several series share (the message lists their labels).
     """
+    return _resolve(series, reader.path, reader.series_count, lambda: series_names(reader))
+
+
+def _resolve(series: int | str, path: str, count: int, names: Callable[[], Sequence[str]]) -> int:
+    """:func:`resolve_series` given the series count and (read only for a name) the names."""
     if isinstance(series, str):
-        names = series_names(reader)
-        labels = series_labels(names)
+        all_names = list(names())
+        labels = series_labels(all_names)
         for candidates in (labels, [label.replace("/", ":") for label in labels]):
             if series in candidates:
                 return candidates.index(series)
-        shared = [label for name, label in zip(names, labels, strict=True) if name == series]
+        shared = [label for name, label in zip(all_names, labels, strict=True) if name == series]
         if shared:
             raise SeriesIndexError(
-                f"{len(shared)} series of {reader.path!r} are named {series!r}; say which: "
+                f"{len(shared)} series of {path!r} are named {series!r}; say which: "
                 f"{shared[:20]}{' ...' if len(shared) > 20 else ''} (or an index)."
             )
         raise SeriesIndexError(
-            f"{reader.path!r} has no series named {series!r}; its {len(names)} series are "
+            f"{path!r} has no series named {series!r}; its {len(all_names)} series are "
             f"{labels[:20]}{' ...' if len(labels) > 20 else ''}."
         )
     if not isinstance(series, int) or isinstance(series, bool):
         raise TypeError(f"series must be an int index or a str name, not {type(series).__name__}")
-    count = reader.series_count
     if not -count <= series < count:
         raise SeriesIndexError(
-            f"{reader.path!r} has {count} series (0..{count - 1}, or -1..-{count} from the "
+            f"{path!r} has {count} series (0..{count - 1}, or -1..-{count} from the "
             f"end); series {series} does not exist. bfdask.list_series(path) lists them."
         )
     return series % count
+
+
+# -- answers kept across processes (:mod:`bfdask.answers`) --------------------------------------
+
+
+def _watched(read: Callable[[], T]) -> tuple[T, tuple[tuple[str, str], ...]]:
+    """``read()`` and the warnings it raised (raised again here, and returned to be kept)."""
+    with warnings.catch_warnings(record=True) as caught:
+        value = read()
+    for item in caught:
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    return value, tuple((item.category.__name__, str(item.message)) for item in caught)
+
+
+def _kept_names(path: str) -> list[str] | None:
+    kept = answers.recall(path, ("names",))
+    return None if kept is None else list(kept.value)
+
+
+def _kept_spec(path: str, series: int | str) -> ImageSpec | None:
+    """The spec of ``series`` (resolution 0) kept for this version of ``path``, warnings
+    raised again; None when not kept."""
+    names = _kept_names(path)
+    if names is None:
+        return None
+    index = _resolve(series, path, len(names), lambda: names)
+    kept = answers.recall(path, ("spec", index))
+    if kept is None:
+        return None
+    spec: ImageSpec = kept.rewarn(stacklevel=4)
+    return spec
+
+
+def _keep(reader: readers.Reader, found: dict[Hashable, answers.Warned]) -> None:
+    """Keep ``found`` (and the series names, once) for this version of the reader's file."""
+    if answers.recall(reader.path, ("names",)) is None:
+        found = {("names",): answers.Warned(tuple(series_names(reader))), **found}
+    answers.remember(reader.path, found, used_files=lambda: used_files(reader))
 
 
 def read_spec(
@@ -375,9 +420,16 @@ def read_spec(
         As described in :mod:`bfdask.errors`.
     """
     checked = readers.check_path(path)
+    if resolution == 0:
+        kept = _kept_spec(checked, series)
+        if kept is not None:
+            return kept
     reader = readers.get_reader(checked, 0, 0)
     index = resolve_series(reader, series)
-    return spec_from_reader(reader, index, resolution)
+    spec, warned = _watched(lambda: spec_from_reader(reader, index, resolution))
+    if resolution == 0:
+        _keep(reader, {("spec", index): answers.Warned(spec, warned)})
+    return spec
 
 
 def series_ome_xml(path: str, series: int) -> str:
@@ -390,8 +442,14 @@ def series_ome_xml(path: str, series: int) -> str:
 
 def file_ome_xml(path: str | os.PathLike[str]) -> str:
     """The OME-XML of the whole file (every series), from the reader's OME store."""
-    reader = readers.get_reader(readers.check_path(path), 0)
-    return _dump(reader.store)
+    checked = readers.check_path(path)
+    kept = answers.recall(checked, ("xml",))
+    if kept is not None:
+        return str(kept.value)
+    reader = readers.get_reader(checked, 0)
+    xml = _dump(reader.store)
+    _keep(reader, {("xml",): answers.Warned(xml)})
+    return xml
 
 
 class OmeXml:
@@ -453,25 +511,42 @@ class SeriesInfo:
 def read_specs(path: str | os.PathLike[str]) -> list[ImageSpec]:
     """The :class:`ImageSpec` of every series of ``path`` (resolution 0), from one reader."""
     checked = readers.check_path(path)
+    names = _kept_names(checked)
+    if names is not None:
+        kept = [answers.recall(checked, ("spec", index)) for index in range(len(names))]
+        if all(k is not None for k in kept):
+            return [k.rewarn(stacklevel=3) for k in kept if k is not None]
     reader = readers.get_reader(checked, 0)
-    return [spec_from_reader(reader, index) for index in range(reader.series_count)]
+    found: dict[Hashable, answers.Warned] = {}
+    for index in range(reader.series_count):
+        spec, warned = _watched(functools.partial(spec_from_reader, reader, index))
+        found["spec", index] = answers.Warned(spec, warned)
+    _keep(reader, found)
+    return [found["spec", index].value for index in range(reader.series_count)]
 
 
 def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
     """Every series of ``path``: index, name, shape (TCZYX[S]), dtype. No pixels are read."""
     checked = readers.check_path(path)
+    kept = answers.recall(checked, ("listing",))
+    if kept is not None:
+        return list(kept.rewarn(stacklevel=3))
     reader = readers.get_reader(checked, 0)
-    out = []
-    for index in range(reader.series_count):
-        spec = spec_from_reader(reader, index, timestamps=False)
-        out.append(
+
+    def listing() -> tuple[SeriesInfo, ...]:
+        specs = (spec_from_reader(reader, i, timestamps=False) for i in range(reader.series_count))
+        return tuple(
             SeriesInfo(
-                index=index,
+                index=spec.series,
                 name=spec.series_name,
                 shape=spec.shape,
                 dims="".join(spec.sizes),
                 dtype=spec.dtype,
                 dimension_order=spec.dimension_order,
             )
+            for spec in specs
         )
-    return out
+
+    out, warned = _watched(listing)
+    _keep(reader, {("listing",): answers.Warned(out, warned)})
+    return list(out)

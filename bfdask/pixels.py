@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import config, czi, mrc, native, nd2check, readers, tiff, tiffcheck
+from . import answers, config, czi, mrc, native, nd2check, readers, tiff, tiffcheck
 from .damage import Damage, runs
 from .errors import CorruptFileError, CorruptFileWarning, NativePixelsError, TruncatedFileWarning
 
@@ -47,6 +47,8 @@ RANDOM_PLANES = 3
 VERIFY_BYTES = 32 << 20
 
 LIF_FORMAT = "Leica Image File Format"
+#: how the reason of a fallback to Bio-Formats begins
+_NO_PLAN = "no native plan: "
 
 
 @dataclass(frozen=True)
@@ -338,14 +340,44 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
         With ``pixels="native"``, when the series has no plan or it fails verification.
     """
     mode = resolve_mode(pixels)
+    name = ("choice", spec.series, mode)
+    kept = answers.recall(spec.path, name) if spec.resolution == 0 else None
+    if kept is not None and kept.value[0] == spec:  # chosen for this spec of this file version
+        _, kept_choice, level = kept.rewarn(stacklevel=4)
+        choice: Choice = kept_choice
+        _log_choice(spec, choice, level)
+        return choice
     started = time.perf_counter()
     plan = _plan(spec)
     seconds = time.perf_counter() - started
-    where = f"{spec.path!r} series {spec.series}"
     for note in plan.truncation:
         warnings.warn(note, TruncatedFileWarning, stacklevel=3)
     for note in plan.damage:
         warnings.warn(note, CorruptFileWarning, stacklevel=3)
+    choice = _decide(spec, mode, plan, seconds)
+    _log_choice(spec, choice, plan.level)
+    if spec.resolution == 0:
+        warned = [("TruncatedFileWarning", n) for n in plan.truncation]
+        warned += [("CorruptFileWarning", n) for n in plan.damage]
+        kept_value = (spec, choice, plan.level)
+        answers.remember(spec.path, {name: answers.Warned(kept_value, tuple(warned))})
+    return choice
+
+
+def _log_choice(spec: ImageSpec, choice: Choice, level: int) -> None:
+    """Log the pixel source chosen (a fallback to Bio-Formats at the plan's level)."""
+    where = f"{spec.path!r} series {spec.series}"
+    if choice.recipe is not None:
+        log.debug(
+            "native pixels for %s: %s (%.1f ms)", where, choice.reason, choice.verify_seconds * 1e3
+        )
+    elif choice.reason.startswith(_NO_PLAN):
+        log.log(level, "Bio-Formats pixels for %s: %s", where, choice.reason[len(_NO_PLAN) :])
+
+
+def _decide(spec: ImageSpec, mode: str, plan: _Plan, seconds: float) -> Choice:
+    """:func:`choose`'s decision, once the plan is built and its damage warned."""
+    where = f"{spec.path!r} series {spec.series}"
     damage = Damage(
         missing=runs(plan.missing.tolist()),
         zero_planes_missing=plan.zero_planes_missing,
@@ -359,7 +391,6 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
         reason = f"{how}, verified against Bio-Formats on {plan.compared} plane(s)"
         if plan.compared == 0:
             reason = f"{how}; no plane left to verify against Bio-Formats: every one is damaged"
-        log.debug("native pixels for %s: %s (%.1f ms)", where, reason, seconds * 1e3)
         return Choice(recipe, reason, seconds, damage)
     if mode == "bioformats":
         return Choice(None, "pixels='bioformats' was asked", seconds, damage)
@@ -368,8 +399,7 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
             f"pixels='native' was asked for {where}, but it has no verified native plan: "
             f"{plan.problem}. Use pixels='auto' (falls back to Bio-Formats) or 'bioformats'."
         )
-    log.log(plan.level, "Bio-Formats pixels for %s: %s", where, plan.problem)
-    return Choice(None, f"no native plan: {plan.problem}", seconds, damage)
+    return Choice(None, f"{_NO_PLAN}{plan.problem}", seconds, damage)
 
 
 def describe(path: str | os.PathLike[str], pixels: str | None = None) -> list[dict[str, Any]]:
