@@ -22,6 +22,7 @@ import atexit
 import ctypes
 import os
 import re
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -88,6 +89,8 @@ def _memory_available() -> int:
 
 def _worker_memory_limit() -> int | None:
     """The memory limit of the dask.distributed worker running this code, if any."""
+    if "distributed" not in sys.modules:  # no worker without it (and importing it costs ~0.5 s)
+        return None
     try:
         from distributed import get_worker
 
