@@ -103,15 +103,14 @@ class BlockSource:
                 ranges[dim] = (low, high)
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
+        if self.native is not None:  # the disk reads every plane while the first are used
+            z = ranges.get("Z", (0, self.z_size))  # a projected source folds every plane
+            native_mod.prefetch(self.native, ranges["T"], ranges["C"], z, ranges["Y"])
         if self.project is None:
             block = self._read(ranges)
             canonical = "TCZYX" + ("S" if self.samples > 1 else "")
         else:  # one plane at a time, folded in: the (Z, Y, X) block is never whole in memory
-            block = projection.fold(
-                lambda z: self._read({**ranges, "Z": (z, z + 1)})[:, :, 0],
-                self.z_size,
-                self.project,
-            )
+            block = self._fold(ranges)
             canonical = "TCYX" + ("S" if self.samples > 1 else "")
         if self.dims != canonical:
             block = block.transpose([canonical.index(d) for d in self.dims])
@@ -120,6 +119,22 @@ class BlockSource:
             if not isinstance(item, slice):
                 block = np.take(block, item, axis=axis)
         return block
+
+    def _fold(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
+        """The box ``ranges`` (T, C, Y, X) projected over every Z plane, ``(T, C, Y, X[, S])``.
+
+        Natively, rows lie whole on disk: reading a row's every column and cropping the
+        projection once costs less than cropping each plane as it is read (a copy a plane),
+        unless the window is narrow (tiles it does not touch)."""
+        x0, x1 = ranges["X"]
+        width = self.shape[self.dims.index("X")]
+        wide = self.native is not None and 2 * (x1 - x0) >= width
+        read = {**ranges, "X": (0, width)} if wide else ranges
+        how = str(self.project)
+        block = projection.fold(
+            lambda z: self._read({**read, "Z": (z, z + 1)})[:, :, 0], self.z_size, how
+        )
+        return block[:, :, :, x0:x1] if wide and (x0, x1) != (0, width) else block
 
     def _read(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
         """The box ``ranges`` (T, C, Z, Y, X), as ``(T, C, Z, Y, X[, S])``."""

@@ -35,6 +35,8 @@ from .native import NativeRecipe, plane_error, read_rows, read_runs
 from .order import plane_position
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
     from .files import FileStamp
@@ -408,6 +410,15 @@ def _offset(recipe: NativeRecipe, index: Any) -> Any:
     z, c, t = plane_position(recipe.order, recipe.sizes, index)
     c_offsets = np.asarray(planes.c_offsets, np.int64)
     return planes.offset + c_offsets[c] + z * planes.z_stride + t * planes.t_stride
+
+
+def spans(
+    recipe: NativeRecipe, indices: Sequence[int], y: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """``(offset, length)`` of the bytes holding rows ``y`` of the planes ``indices``."""
+    offsets = _offset(recipe, np.asarray(indices, np.int64)) + y[0] * _planes(recipe).row_stride
+    length = (y[1] - y[0] - 1) * _planes(recipe).row_stride + recipe.row_bytes
+    return [(int(offset), length) for offset in offsets.tolist()]
 
 
 def missing_planes(recipe: NativeRecipe) -> NDArray[np.intp]:

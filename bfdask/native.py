@@ -261,6 +261,70 @@ def read_rows(
     out[...] = rows[:, x[0] : x[1]]
 
 
+def prefetch(
+    recipe: NativeRecipe,
+    t: tuple[int, int],
+    c: tuple[int, int],
+    z: tuple[int, int],
+    y: tuple[int, int],
+) -> None:
+    """Ask the kernel to start reading the bytes of a block now (``POSIX_FADV_WILLNEED``),
+    for formats whose module says where they lie (``spans``, e.g. :mod:`bfdask.lif`).
+
+    A task folding a Z stack reads it plane by plane; cold, each read would wait for the disk
+    in turn. Told the whole block at once, the disk works on every plane of it (and of the
+    other threads' blocks) while the task folds the first ones in. Pages already cached cost
+    a lookup; nothing is read into this process, and a platform without ``posix_fadvise`` or
+    a file that cannot be opened is left to the read itself to report.
+    """
+    spans = getattr(reader(recipe.reader), "spans", None)
+    if spans is None or not hasattr(os, "posix_fadvise"):
+        return
+    indices = [
+        recipe.plane_index(zi, ci, ti) for ti in range(*t) for ci in range(*c) for zi in range(*z)
+    ]
+    if len(indices) < 2:
+        return
+    try:
+        fd = os.open(recipe.path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        merged = _merged(spans(recipe, indices, y))
+        if _cached(fd, merged[-1][0] + merged[-1][1] - 1):
+            return  # the block's last byte is in the page cache: the block is, most likely
+        for offset, length in merged:
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    except OSError:  # advice only
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cached(fd: int, offset: int) -> bool:
+    """Whether the byte at ``offset`` is in the page cache: a read the kernel may only answer
+    from its cache (``RWF_NOWAIT``). False where that cannot be asked."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        return False
+    try:
+        return os.preadv(fd, [bytearray(1)], offset, flag) == 1
+    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: a file system that cannot say
+        return False
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(offset, length)`` spans sorted, those that touch or overlap joined (whole planes
+    that follow each other in the file become one request)."""
+    out: list[list[int]] = []
+    for offset, length in sorted(spans):
+        if out and offset <= out[-1][0] + out[-1][1]:
+            out[-1][1] = max(out[-1][1], offset + length - out[-1][0])
+        else:
+            out.append([offset, length])
+    return [(offset, length) for offset, length in out]
+
+
 def read_block(
     recipe: NativeRecipe,
     t: tuple[int, int],

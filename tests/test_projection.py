@@ -18,7 +18,7 @@ from test_native import write_lif
 
 import bfdask
 from bfdask import projection
-from bfdask.array import project_z
+from bfdask.array import project_z, source_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,6 +72,9 @@ def test_projected_array_equals_numpys_projection(name: str, pixels: str) -> Non
         # a window is folded from the window's rows only, and still exactly
         window = folded.isel(Y=slice(3, 40), X=slice(5, 60)).values
         assert window.tobytes() == got[..., 3:40, 5:60].tobytes()
+        # most of the width: whole rows read natively, the projection cropped once
+        wide = folded.isel(Y=slice(3, 40), X=slice(1, -2)).values
+        assert wide.tobytes() == got[..., 3:40, 1:-2].tobytes()
 
 
 @requires_data
@@ -115,3 +118,25 @@ def test_a_task_never_holds_the_whole_stack(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert peak < stack_bytes / 2, f"peak {peak} B for a {stack_bytes} B stack"
     assert got.tobytes() == data.values.sum(axis=2).tobytes()
+
+
+def test_prefetch_asks_for_the_bytes_the_block_reads(tmp_path: Path) -> None:
+    """The spans a LIF block is prefetched with hold exactly the rows it reads: the bytes
+    there are the block's pixels; whole planes that follow each other are one request."""
+    from bfdask import lif, native
+
+    path = write_lif(tmp_path / "spans.lif", t=2, z=3, c=2, y=40, x=24, dtype="uint16", seed=4)
+    data = bfdask.open(path)
+    source = source_of(data)
+    recipe = None if source is None else source.native
+    assert recipe is not None and recipe.reader == "lif"
+    planes = [recipe.plane_index(z, c, 1) for c in range(2) for z in range(3)]
+    with open(path, "rb") as f:
+        raw = f.read()
+    for (offset, length), index in zip(lif.spans(recipe, planes, (5, 17)), planes, strict=True):
+        z, c = planes.index(index) % 3, planes.index(index) // 3
+        rows = np.frombuffer(raw[offset : offset + length], "<u2").reshape(12, 24)
+        assert rows.tobytes() == data.values[1, c, z, 5:17].tobytes()
+    whole = native._merged(lif.spans(recipe, planes, (0, 40)))
+    assert whole == [(min(o for o, _ in whole), 2 * 3 * 2 * 40 * 24)]  # one time point
+    assert len(native._merged(lif.spans(recipe, planes, (5, 17)))) == len(planes)
