@@ -326,14 +326,29 @@ def find_lines(
             frame = frame.isel(T=t)
         if "Z" in frame.dims:
             frame = getattr(frame, z or "max")("Z")
-        images = np.asarray(frame.transpose("P", "Y", "X").values, dtype=np.float64)
-        for p, image in zip(todo, images):
-            line = find_line(image)
+        for p, line in zip(todo, _find_each(frame.transpose("P", "Y", "X").data), strict=True):
             if first[p] is None:
                 first[p] = line
             if line.found:
                 found[p] = (line, t)
     return [item if item is not None else (first[p], reference) for p, item in enumerate(found)]
+
+
+def _line_in(image: NDArray[Any]) -> Line:
+    return find_line(np.asarray(image, dtype=np.float64))
+
+
+def _find_each(frames: Any) -> list[Line]:
+    """:func:`find_line` in each of ``frames`` (``(P, Y, X)``, numpy or dask). For dask, each
+    image is found in the task that projects it, all in one graph on the current scheduler:
+    the frames are read and the lines found in parallel, and only the lines come back."""
+    import dask
+    import dask.array as da
+
+    if not isinstance(frames, da.Array):
+        return [_line_in(image) for image in np.asarray(frames)]
+    tasks = [dask.delayed(_line_in, pure=True)(frames[p]) for p in range(frames.shape[0])]
+    return list(dask.compute(*tasks))
 
 
 def _reference_view(data: xr.DataArray, line_channel: int | str) -> xr.DataArray:
