@@ -103,6 +103,7 @@ class JVMPlugin(WorkerPlugin):
         if jvm.is_running():  # too late for an asked-for heap: say so rather than ignore it
             jvm.ensure(config.get("bfdask.jvm.max-heap", self.max_heap) or None)
         malloc.tune_for_planes()  # also where no task ever starts the JVM (native pixels)
+        _import_task_modules()
         settings = self._settings(worker)
         for key, variable in _ENV.items():
             if key in settings:
@@ -124,6 +125,19 @@ class JVMPlugin(WorkerPlugin):
             else:
                 os.environ[variable] = value
         self._saved_env.clear()
+
+
+def _import_task_modules() -> None:
+    """Import what a reading task runs (the dask array layer, the native readers, the
+    analysis kernel and scipy.ndimage), so that a worker's first task does not pay
+    a second of imports: it pays them here, while the cluster starts."""
+    import importlib
+
+    from . import native
+
+    for name in ("array", "sampling", "projection", *sorted(set(native.READERS.values()))):
+        importlib.import_module(f"{__package__}.{name}")
+    importlib.import_module("scipy.ndimage")  # the line sampling (map_coordinates)
 
 
 def worker_jvm_info() -> dict[str, object]:
