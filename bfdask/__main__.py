@@ -1,7 +1,5 @@
 """``python -m bfdask ...``: the command line (see :mod:`bfdask.cli`)."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()
