@@ -4,7 +4,9 @@
 ``--help`` for its options) and writes only its own section of ``RESULTS.md``;
 ``python -m benchmarks bridges`` likewise measures javabridge against JPype (``bridges.py``),
 ``python -m benchmarks vendors`` native CZI and ND2 against their own readers (``vendors.py``),
-``python -m benchmarks userjob`` the user's job against their loop and the floor (``userjob.py``).
+``python -m benchmarks userjob`` the user's job against their loop and the floor (``userjob.py``),
+``python -m benchmarks outofcore`` the stitched job on a LIF larger than RAM, cache cold
+(``outofcore.py``).
 
 Writes ``RESULTS.md``, ``results.json`` and PNG plots to ``--out`` (default: this folder).
 ``--quick`` shrinks every file to a few MB and runs each measurement once (a CI smoke test of
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import userjob
 
         return userjob.main(argv[1:])
+    if argv[:1] == ["outofcore"]:
+        from . import outofcore
+
+        return outofcore.main(argv[1:])
     args = _parse(argv)
     if args.out is None:
         if args.quick:
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list[Any]) -> None:
     """RESULTS.md, results.json and the PNGs from measured sections."""
-    from . import bridges, dimorder, fuzz, report, userjob, vendors
+    from . import bridges, dimorder, fuzz, outofcore, report, userjob, vendors
 
     sec = sections.get("dimorder")
     if sec is not None:  # the worded answer is derived from the stored numbers
@@ -219,6 +225,8 @@ def _write(out: Path, sections: dict[str, Any], env: dict[str, Any], extra: list
     text = vendors.keep_section(old.read_text() if old.exists() else "", text)
     # and the user's job (python -m benchmarks userjob)
     text = userjob.keep_section(old.read_text() if old.exists() else "", text)
+    # and the out-of-core run (python -m benchmarks outofcore)
+    text = outofcore.keep_section(old.read_text() if old.exists() else "", text)
     old.write_text(text)
     (out / "results.json").write_text(
         json.dumps(
