@@ -116,6 +116,13 @@ def _code_stamp() -> str:
 
 def _jar_stamp() -> tuple[str, int, int] | None:
     """The Bio-Formats jar bfdask would use (path, size, mtime); None when there is none."""
+    return _jar_stamp_of(str(config.get("bfdask.jvm.bioformats-jar") or ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _jar_stamp_of(configured: str) -> tuple[str, int, int] | None:
+    """:func:`_jar_stamp` for one setting of ``bfdask.jvm.bioformats-jar``, found once per
+    process (finding the jar costs 0.5 ms, and a process loads one jar anyway)."""
     from .javafind import bioformats_jar
 
     try:
@@ -142,9 +149,13 @@ def _key(files: Iterable[str]) -> tuple[Any, ...] | None:
 
 
 def _log_path(path: str) -> Path | None:
+    """Where the log of ``path`` is (None: memoization off)."""
     directory = config.memo_dir()
-    if directory is None:
-        return None
+    return None if directory is None else _log_in(directory, path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_in(directory: Path, path: str) -> Path:
     name = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:40]
     return directory / "answers" / f"{name}.pickle"
 
