@@ -22,8 +22,10 @@ cached. The runs, in rotation when ``--repeats`` > 1 (medians reported):
 * ``dd if=LIF of=/dev/null bs=16M``: wall time and MB/s;
 * ``python -m bfdask profile LIF --positions --line auto`` (the issue's command; its tables go
   to a file in a temporary folder; with ``--csv`` also ``--out TMP/stats.csv``, which writes
-  the long table and a plot): threads in the CLI process (the default);
-* the same with ``--workers 2`` (a LocalCluster of two worker processes), unless
+  the long table and a plot): threads in the CLI process (the default), on the first open of
+  the file (an empty memo directory: Java starts, Bio-Formats reads the file) and on a file
+  opened once before (untimed), whose answers are kept (:mod:`bfdask.answers`: no JVM);
+* the latter with ``--workers 2`` (a LocalCluster of two worker processes), unless
   ``--no-cluster``.
 
 Each bfdask run is one child process timed end to end (imports, JVM start, reference frames,
@@ -291,10 +293,19 @@ def run_dd(path: Path) -> dict[str, Any]:
     return {"wall": wall, "mbps": path.stat().st_size / MB / wall}
 
 
-def _env() -> dict[str, str]:
-    """The children's environment: this checkout's bfdask first, progress bars on."""
+def _env(memo: Path | None = None) -> dict[str, str]:
+    """The children's environment: this checkout's bfdask first, progress bars on; ``memo``
+    the memo directory (Bio-Formats' Memoizer and bfdask's kept answers) if given."""
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, "BFDASK_PROGRESS": "yes"}
+    env = {**os.environ, "PYTHONPATH": path, "BFDASK_PROGRESS": "yes"}
+    return env if memo is None else {**env, "BFDASK_MEMO_DIR": str(memo)}
+
+
+def open_once(path: Path, memo: Path) -> None:
+    """Open the positions of ``path`` once with the memo directory ``memo`` (untimed): what a
+    user's earlier look at the file leaves there (the answers Bio-Formats gave)."""
+    code = f"import bfdask; bfdask.open_positions({str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(memo), cwd=REPO)
 
 
 def compute_seconds(log: str) -> float | None:
@@ -307,18 +318,20 @@ def compute_seconds(log: str) -> float | None:
     return sum(float(value) * units[unit] for value, unit in parts) if parts else None
 
 
-def run_bfdask(path: Path, workers: int | None, csv: bool) -> dict[str, Any]:
+def run_bfdask(path: Path, workers: int | None, csv: bool, memo: Path | None) -> dict[str, Any]:
     """``python -m bfdask profile PATH --positions --line auto`` in a child process (with
     ``--workers``; with ``--out`` if ``csv``): wall time, its split, peak RSS and reads of
-    every process of its tree."""
+    every process of its tree. ``memo``: its memo directory (None: a new empty one, the first
+    open of the file)."""
     with tempfile.TemporaryDirectory(prefix="bfdask-ooc-out-") as tmp:
+        memo = Path(tmp) / "memo" if memo is None else memo
         log = Path(tmp) / "stderr.txt"
         argv = [sys.executable, "-m", "bfdask", COMMAND[0], str(path), *COMMAND[1:]]
         argv += ["--out", str(Path(tmp) / "stats.csv")] if csv else []
         argv += ["--workers", str(workers)] if workers else []
         with open(log, "w") as err, open(Path(tmp) / "stdout.txt", "w") as out:
             start = time.perf_counter()
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=_env(), cwd=REPO)
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=_env(memo), cwd=REPO)
             with TreeWatch(proc.pid, log) as watch:
                 _, status, usage = os.wait4(proc.pid, 0)
                 wall = time.perf_counter() - start
@@ -327,7 +340,9 @@ def run_bfdask(path: Path, workers: int | None, csv: bool) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"bfdask profile failed ({proc.returncode}): {text[-2000:]}")
     # wait4's usage covers the CLI and every descendant it reaped: ru_inblock is in 512 B
-    return _bfdask_row(wall, watch, usage.ru_maxrss * 1024, usage.ru_inblock * 512, text)
+    row = _bfdask_row(wall, watch, usage.ru_maxrss * 1024, usage.ru_inblock * 512, text)
+    row["mbps"] = path.stat().st_size / MB / wall
+    return row
 
 
 def _bfdask_row(
@@ -353,29 +368,50 @@ def _bfdask_row(
     }
 
 
-def plan(cluster: bool) -> list[tuple[str, int | None]]:
-    """(label, ``--workers``) of each run; ``-1`` stands for ``dd``."""
-    runs: list[tuple[str, int | None]] = [("dd bs=16M", -1), ("bfdask, threads", None)]
-    return [*runs, ("bfdask, --workers 2", 2)] if cluster else runs
+def plan(cluster: bool) -> list[tuple[str, int | None, bool]]:
+    """(label, ``--workers``, file opened before) of each run; ``-1`` stands for ``dd``."""
+    runs: list[tuple[str, int | None, bool]] = [
+        ("dd bs=16M", -1, False),
+        ("bfdask, threads, first open of the file", None, False),
+        ("bfdask, threads, file opened before", None, True),
+    ]
+    return [*runs, ("bfdask, --workers 2, file opened before", 2, True)] if cluster else runs
 
 
 def measure_all(
     path: Path, repeats: int, cluster: bool, csv: bool
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every run, ``repeats`` times in rotation, each from a cold cache."""
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in plan(cluster)}
-    for _ in range(repeats):
-        for label, workers in plan(cluster):
-            how = drop_cache(path)
-            cached = cached_fraction(path)
-            row = run_dd(path) if workers == -1 else run_bfdask(path, workers, csv)
-            row.update(cache=how, cached_before=cached)
-            if workers != -1:
-                row["mbps"] = path.stat().st_size / MB / row["wall"]
-            runs[label].append(row)
-            brief = {k: v for k, v in row.items() if k != "processes"}
-            print(f"{label}: {json.dumps(brief, default=str)}", file=sys.stderr)
+    """Every run, ``repeats`` times in rotation, each from a cold cache. A "first open" run
+    gets an empty memo directory (Java starts, Bio-Formats reads the file, the native plan is
+    verified); a "file opened before" run one where the file was opened once (untimed), as in
+    a user's second session: the answers are kept (:mod:`bfdask.answers`), no JVM starts."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in plan(cluster)}
+    with tempfile.TemporaryDirectory(prefix="bfdask-ooc-memo-") as kept:
+        open_once(path, Path(kept))
+        for _ in range(repeats):
+            for label, workers, before in plan(cluster):
+                how = drop_cache(path)
+                cached = cached_fraction(path)
+                if workers == -1:
+                    row = run_dd(path)
+                else:
+                    row = run_bfdask(path, workers, csv, Path(kept) if before else None)
+                _note(runs, label, row, how, cached)
     return runs
+
+
+def _note(
+    runs: dict[str, list[dict[str, Any]]],
+    label: str,
+    row: dict[str, Any],
+    how: str,
+    cached: float | None,
+) -> None:
+    """Keep one run's numbers (and say them on stderr)."""
+    row.update(cache=how, cached_before=cached)
+    runs[label].append(row)
+    brief = {k: v for k, v in row.items() if k != "processes"}
+    print(f"{label}: {json.dumps(brief, default=str)}", file=sys.stderr)
 
 
 def medians(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
