@@ -7,6 +7,7 @@ few fields a task needs (see :mod:`bfdask.array`).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import warnings
@@ -155,6 +156,9 @@ def _store_get(store: Any, method: str, signature: str, *args: Any) -> Any:
         name = java_class_name(exc)
         if name not in ("java.lang.IndexOutOfBoundsException", "java.lang.NullPointerException"):
             warnings.warn(f"OME metadata {method}{args} unreadable: {exc}", stacklevel=3)
+            problems = _unreadable.get()
+            if problems is not None:
+                problems.append(method)
         return None
 
 
@@ -373,40 +377,54 @@ def _resolve(series: int | str, path: str, count: int, names: Callable[[], Seque
 
 # -- answers kept across processes (:mod:`bfdask.answers`) --------------------------------------
 
+#: OME fields this context could not read (warned by :func:`_store_get`), while set: answers
+#: read with such a warning are not kept, so that every later open warns again
+_unreadable: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "bfdask_unreadable_ome", default=None
+)
 
-def _watched(read: Callable[[], T]) -> tuple[T, tuple[tuple[str, str], ...]]:
-    """``read()`` and the warnings it raised (raised again here, and returned to be kept)."""
-    with warnings.catch_warnings(record=True) as caught:
+
+def _quietly(read: Callable[[], T]) -> tuple[T, bool]:
+    """``read()``, and whether it read without an unreadable OME field (then it may be kept)."""
+    problems: list[str] = []
+    token = _unreadable.set(problems)
+    try:
         value = read()
-    for item in caught:
-        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-    return value, tuple((item.category.__name__, str(item.message)) for item in caught)
+    finally:
+        _unreadable.reset(token)
+    return value, not problems
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(name, str) for name in value)
 
 
 def _kept_names(path: str) -> list[str] | None:
-    kept = answers.recall(path, ("names",))
-    return None if kept is None else list(kept.value)
+    kept = answers.recall(path, ("names",), _is_names)
+    return None if kept is None else list(kept)
 
 
 def _kept_spec(path: str, series: int | str) -> ImageSpec | None:
-    """The spec of ``series`` (resolution 0) kept for this version of ``path``, warnings
-    raised again; None when not kept."""
+    """The spec of ``series`` (resolution 0) kept for this version of ``path``; None when not
+    kept."""
     names = _kept_names(path)
     if names is None:
         return None
     index = _resolve(series, path, len(names), lambda: names)
-    kept = answers.recall(path, ("spec", index))
-    if kept is None:
-        return None
-    spec: ImageSpec = kept.rewarn(stacklevel=4)
+    spec: ImageSpec | None = answers.recall(
+        path, ("spec", index), lambda v: isinstance(v, ImageSpec) and v.series == index
+    )
     return spec
 
 
-def _keep(reader: readers.Reader, found: dict[Hashable, answers.Warned]) -> None:
-    """Keep ``found`` (and the series names, once) for this version of the reader's file."""
-    if answers.recall(reader.path, ("names",)) is None:
-        found = {("names",): answers.Warned(tuple(series_names(reader))), **found}
-    answers.remember(reader.path, found, used_files=lambda: used_files(reader))
+def _keep(reader: readers.Reader, found: dict[Hashable, Any]) -> None:
+    """Keep ``found`` (and the series names, once) for the version of the reader's file it
+    was read from."""
+    if _kept_names(reader.path) is None:
+        names, clean = _quietly(lambda: tuple(series_names(reader)))
+        if clean:
+            found = {("names",): names, **found}
+    answers.remember(reader.path, found, reader.stamp, used_files=lambda: used_files(reader))
 
 
 def read_spec(
@@ -426,9 +444,9 @@ def read_spec(
             return kept
     reader = readers.get_reader(checked, 0, 0)
     index = resolve_series(reader, series)
-    spec, warned = _watched(lambda: spec_from_reader(reader, index, resolution))
-    if resolution == 0:
-        _keep(reader, {("spec", index): answers.Warned(spec, warned)})
+    spec, clean = _quietly(lambda: spec_from_reader(reader, index, resolution))
+    if resolution == 0 and clean:
+        _keep(reader, {("spec", index): spec})
     return spec
 
 
@@ -443,12 +461,12 @@ def series_ome_xml(path: str, series: int) -> str:
 def file_ome_xml(path: str | os.PathLike[str]) -> str:
     """The OME-XML of the whole file (every series), from the reader's OME store."""
     checked = readers.check_path(path)
-    kept = answers.recall(checked, ("xml",))
+    kept: str | None = answers.recall(checked, ("xml",), lambda v: isinstance(v, str))
     if kept is not None:
-        return str(kept.value)
+        return kept
     reader = readers.get_reader(checked, 0)
     xml = _dump(reader.store)
-    _keep(reader, {("xml",): answers.Warned(xml)})
+    _keep(reader, {("xml",): xml})
     return xml
 
 
@@ -513,24 +531,31 @@ def read_specs(path: str | os.PathLike[str]) -> list[ImageSpec]:
     checked = readers.check_path(path)
     names = _kept_names(checked)
     if names is not None:
-        kept = [answers.recall(checked, ("spec", index)) for index in range(len(names))]
-        if all(k is not None for k in kept):
-            return [k.rewarn(stacklevel=3) for k in kept if k is not None]
+        kept = [_kept_spec(checked, index) for index in range(len(names))]
+        if all(spec is not None for spec in kept):
+            return [spec for spec in kept if spec is not None]
     reader = readers.get_reader(checked, 0)
-    found: dict[Hashable, answers.Warned] = {}
+    found: dict[Hashable, Any] = {}
+    specs = []
     for index in range(reader.series_count):
-        spec, warned = _watched(functools.partial(spec_from_reader, reader, index))
-        found["spec", index] = answers.Warned(spec, warned)
+        spec, clean = _quietly(functools.partial(spec_from_reader, reader, index))
+        specs.append(spec)
+        if clean:
+            found["spec", index] = spec
     _keep(reader, found)
-    return [found["spec", index].value for index in range(reader.series_count)]
+    return specs
 
 
 def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
     """Every series of ``path``: index, name, shape (TCZYX[S]), dtype. No pixels are read."""
     checked = readers.check_path(path)
-    kept = answers.recall(checked, ("listing",))
+    kept = answers.recall(
+        checked,
+        ("listing",),
+        lambda v: isinstance(v, tuple) and all(isinstance(i, SeriesInfo) for i in v),
+    )
     if kept is not None:
-        return list(kept.rewarn(stacklevel=3))
+        return list(kept)
     reader = readers.get_reader(checked, 0)
 
     def listing() -> tuple[SeriesInfo, ...]:
@@ -547,6 +572,7 @@ def list_series(path: str | os.PathLike[str]) -> list[SeriesInfo]:
             for spec in specs
         )
 
-    out, warned = _watched(listing)
-    _keep(reader, {("listing",): answers.Warned(out, warned)})
+    out, clean = _quietly(listing)
+    if clean:
+        _keep(reader, {("listing",): out})
     return list(out)

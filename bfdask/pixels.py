@@ -341,12 +341,11 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     """
     mode = resolve_mode(pixels)
     name = ("choice", spec.series, mode)
-    kept = answers.recall(spec.path, name) if spec.resolution == 0 else None
-    if kept is not None and kept.value[0] == spec:  # chosen for this spec of this file version
-        _, kept_choice, level = kept.rewarn(stacklevel=4)
-        choice: Choice = kept_choice
-        _log_choice(spec, choice, level)
-        return choice
+    kept = answers.recall(spec.path, name, lambda v: _is_kept_choice(v, spec))
+    if kept is not None and spec.resolution == 0:  # chosen for this spec of this version
+        recalled: Choice = kept[1]
+        _log_choice(spec, recalled, kept[2])
+        return recalled
     started = time.perf_counter()
     plan = _plan(spec)
     seconds = time.perf_counter() - started
@@ -356,12 +355,21 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
         warnings.warn(note, CorruptFileWarning, stacklevel=3)
     choice = _decide(spec, mode, plan, seconds)
     _log_choice(spec, choice, plan.level)
-    if spec.resolution == 0:
-        warned = [("TruncatedFileWarning", n) for n in plan.truncation]
-        warned += [("CorruptFileWarning", n) for n in plan.damage]
-        kept_value = (spec, choice, plan.level)
-        answers.remember(spec.path, {name: answers.Warned(kept_value, tuple(warned))})
+    if spec.resolution == 0 and not (plan.truncation or plan.damage):  # damage: ask again
+        answers.remember(spec.path, {name: (spec, choice, plan.level)}, spec.stamp)
     return choice
+
+
+def _is_kept_choice(value: Any, spec: ImageSpec) -> bool:
+    """Whether ``value`` is a kept ``(spec, choice, log level)`` of this very ``spec``."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 3
+        and value[0] == spec
+        and isinstance(value[1], Choice)
+        and isinstance(value[2], int)
+        and (value[1].recipe is None or value[1].recipe.series == spec.series)
+    )
 
 
 def _log_choice(spec: ImageSpec, choice: Choice, level: int) -> None:

@@ -104,7 +104,8 @@ def test_a_changed_file_is_asked_again(tmp_path: Path) -> None:
 
 
 @requires_data
-def test_damage_warns_again_from_the_kept_answers(tmp_path: Path) -> None:
+def test_a_damaged_file_is_asked_again_and_warns_again(tmp_path: Path) -> None:
+    """Damage found at open is never kept: every open verifies and warns again."""
     whole = (DATA / "tiff" / "stuck.tif").read_bytes()  # 3 planes; half of it: plane 2 cut
     cut = tmp_path / "cut.tif"
     cut.write_bytes(whole[: len(whole) // 2])
@@ -112,7 +113,7 @@ def test_damage_warns_again_from_the_kept_answers(tmp_path: Path) -> None:
     first, second = _child(cut, memo, "open"), _child(cut, memo, "open")
     assert "TruncatedFileWarning" in first["warnings"]
     assert second["warnings"] == first["warnings"]
-    assert not second["jvm"]
+    assert second["jvm"], "the damaged file's choice was kept"
 
 
 def test_a_log_cut_short_or_garbled_is_ignored(tmp_path: Path) -> None:
@@ -151,10 +152,65 @@ def test_a_hostile_log_runs_nothing(tmp_path: Path) -> None:
 
 def test_memo_dir_off_keeps_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bfdask import answers, config
+    from bfdask.files import file_stamp
 
     monkeypatch.setenv("BFDASK_MEMO_DIR", "")
     assert config.memo_dir() is None
-    lif = _make_lif(tmp_path / "a.lif")
-    answers.remember(str(lif), {("names",): answers.Warned(("x",))}, used_files=lambda: [])
-    assert answers.recall(str(lif), ("names",)) is None
+    lif = str(_make_lif(tmp_path / "a.lif"))
+    answers.remember(lif, {("names",): ("x",)}, file_stamp(lif), used_files=lambda: [lif])
+    assert answers.recall(lif, ("names",), lambda v: True) is None
     assert not list(tmp_path.rglob("*.pickle"))
+
+
+# -- the log itself, in this process ------------------------------------------------------------
+
+
+def _plain_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("BFDASK_MEMO_DIR", str(tmp_path / "memo"))
+    data = tmp_path / "plain.bin"
+    data.write_bytes(b"x" * 100)
+    return str(data)
+
+
+def test_answers_are_kept_only_for_the_version_they_were_read_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bfdask import answers
+    from bfdask.files import file_stamp
+
+    path = _plain_file(tmp_path, monkeypatch)
+    then = file_stamp(path)
+    os.utime(path, ns=(0, 10**9))  # the file changed after its answers were read
+    answers.remember(path, {("names",): ("a",)}, then, used_files=lambda: [path])
+    assert answers.recall(path, ("names",), lambda v: True) is None
+    answers.remember(path, {("names",): ("b",)}, file_stamp(path), used_files=lambda: [path])
+    assert answers.recall(path, ("names",), lambda v: True) == ("b",)
+
+
+def test_a_recalled_value_of_the_wrong_kind_is_not_an_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bfdask import answers
+    from bfdask.files import file_stamp
+
+    path = _plain_file(tmp_path, monkeypatch)
+    answers.remember(path, {("names",): 42}, file_stamp(path), used_files=lambda: [path])
+    assert answers.recall(path, ("names",), lambda v: v == 42) == 42
+    assert answers.recall(path, ("names",), lambda v: isinstance(v, tuple)) is None
+
+
+def test_an_append_never_lands_in_a_log_replaced_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bfdask import answers
+    from bfdask.files import file_stamp
+
+    path = _plain_file(tmp_path, monkeypatch)
+    answers.remember(path, {("names",): ("a",)}, file_stamp(path), used_files=lambda: [path])
+    held = answers._current(path)
+    assert held is not None
+    where = held.where
+    other = answers._start(where, ("another key",))  # another process replaced the log
+    before = where.read_bytes()
+    answers._append(held, {("xml",): "<OME/>"})
+    assert where.read_bytes() == before and other.records == {}
