@@ -11,17 +11,17 @@ import contextvars
 import functools
 import math
 import warnings
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import answers, bridge, jvm, readers, safexml, sizes
-from .errors import SeriesIndexError
+from . import answers, bridge, jvm, readers, seriesnames, sizes
 from .javaerrors import java_class_name
+from .omexml import OmeXml as OmeXml  # re-exported: convert and tree cut series from it
+from .seriesnames import series_labels as series_labels  # re-exported
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Hashable, Sequence
+    from collections.abc import Callable, Hashable
 
     from .files import FileStamp
 
@@ -296,34 +296,6 @@ def resolution_count(reader: readers.Reader, series: int) -> int:
     return int(reader.call("getResolutionCount", "()I"))
 
 
-def series_labels(names: Sequence[str]) -> list[str]:
-    """One label per series that names it and no other: the one rule for repeated names.
-
-    A name that only one series has is its label. Series that share a name (Leica files
-    often call every series ``TileScan_001``) are numbered in file order: ``"TileScan_001
-    (1)"``, ``"TileScan_001 (2)"``...; should that collide with another series' own name, the
-    index is used: ``"TileScan_001 (series 7)"``. Every label opens its series
-    (``bfdask.open(path, series=label)``); a repeated bare name is refused as ambiguous.
-    """
-    count: dict[str, int] = {}
-    for name in names:
-        count[name] = count.get(name, 0) + 1
-    taken = {name for name in names if count[name] == 1}
-    seen: dict[str, int] = {}
-    out = []
-    for index, name in enumerate(names):
-        if count[name] == 1:
-            out.append(name)
-            continue
-        seen[name] = seen.get(name, 0) + 1
-        label = f"{name} ({seen[name]})"
-        if label in taken:
-            label = f"{name} (series {index})"
-        taken.add(label)
-        out.append(label)
-    return out
-
-
 def series_names(reader: readers.Reader) -> list[str]:
     """Every series' name as :class:`ImageSpec` gives it (``"Series <i>"`` when unnamed)."""
     store = reader.store
@@ -344,35 +316,8 @@ def resolve_series(reader: readers.Reader, series: int | str) -> int:
     SeriesIndexError
         No such series, or a name several series share (the message lists their labels).
     """
-    return _resolve(series, reader.path, reader.series_count, lambda: series_names(reader))
-
-
-def _resolve(series: int | str, path: str, count: int, names: Callable[[], Sequence[str]]) -> int:
-    """:func:`resolve_series` given the series count and (read only for a name) the names."""
-    if isinstance(series, str):
-        all_names = list(names())
-        labels = series_labels(all_names)
-        for candidates in (labels, [label.replace("/", ":") for label in labels]):
-            if series in candidates:
-                return candidates.index(series)
-        shared = [label for name, label in zip(all_names, labels, strict=True) if name == series]
-        if shared:
-            raise SeriesIndexError(
-                f"{len(shared)} series of {path!r} are named {series!r}; say which: "
-                f"{shared[:20]}{' ...' if len(shared) > 20 else ''} (or an index)."
-            )
-        raise SeriesIndexError(
-            f"{path!r} has no series named {series!r}; its {len(all_names)} series are "
-            f"{labels[:20]}{' ...' if len(labels) > 20 else ''}."
-        )
-    if not isinstance(series, int) or isinstance(series, bool):
-        raise TypeError(f"series must be an int index or a str name, not {type(series).__name__}")
-    if not -count <= series < count:
-        raise SeriesIndexError(
-            f"{path!r} has {count} series (0..{count - 1}, or -1..-{count} from the "
-            f"end); series {series} does not exist. bfdask.list_series(path) lists them."
-        )
-    return series % count
+    names = lambda: series_names(reader)  # noqa: E731 -- read only for a name
+    return seriesnames.resolve(series, reader.path, reader.series_count, names)
 
 
 # -- answers kept across processes (:mod:`bfdask.answers`) --------------------------------------
@@ -410,7 +355,7 @@ def _kept_spec(path: str, series: int | str) -> ImageSpec | None:
     names = _kept_names(path)
     if names is None:
         return None
-    index = _resolve(series, path, len(names), lambda: names)
+    index = seriesnames.resolve(series, path, len(names), lambda: names)
     spec: ImageSpec | None = answers.recall(
         path, ("spec", index), lambda v: isinstance(v, ImageSpec) and v.series == index
     )
@@ -468,46 +413,6 @@ def file_ome_xml(path: str | os.PathLike[str]) -> str:
     xml = _dump(reader.store)
     _keep(reader, {("xml",): xml})
     return xml
-
-
-class OmeXml:
-    """An OME-XML document parsed once, from which the XML of any set of series is cut."""
-
-    def __init__(self, xml: str) -> None:
-        self.xml = xml
-        try:
-            self.root: ET.Element | None = safexml.fromstring(xml)
-        except ET.ParseError:
-            self.root = None
-
-    def subset(self, series: list[int]) -> str:
-        """The document with only the Images of ``series`` (in that order), the Instruments
-        they refer to, and no Plate, Screen, ROI or annotations. Unparsable XML is returned
-        whole."""
-        root = self.root
-        if root is None:
-            return self.xml
-        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-        images = root.findall(f"{namespace}Image")
-        keep = [images[i] for i in series if 0 <= i < len(images)]
-        instrument_refs = {
-            ref.get("ID") for image in keep for ref in image.iter(f"{namespace}InstrumentRef")
-        }
-        out = ET.Element(root.tag, root.attrib)
-        out.text, out.tail = root.text, root.tail
-        for child in root:
-            tag = child.tag[len(namespace) :]
-            if tag == "Image":
-                continue
-            if tag == "Instrument" and child.get("ID") not in instrument_refs:
-                continue
-            if tag in ("Plate", "Screen", "ROI", "StructuredAnnotations"):
-                continue
-            out.append(child)
-        for image in keep:
-            out.append(image)
-        ET.register_namespace("", namespace.strip("{}"))
-        return ET.tostring(out, encoding="unicode")
 
 
 def _dump(store: Any) -> str:
