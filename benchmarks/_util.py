@@ -365,6 +365,24 @@ def read_block_kwargs(source: Any) -> dict[str, Any]:
     }
 
 
+def publish(
+    results: dict[str, Any],
+    section: Callable[[dict[str, Any]], str],
+    out: Path,
+    name: str,
+    markers: tuple[str, str],
+    *,
+    write: bool,
+) -> None:
+    """Print the section ``section(results)``; with ``write``, put it into ``out/RESULTS.md``
+    between ``markers`` and the results into ``out/<name>.json``."""
+    text = section(results)
+    print(text)
+    if write:
+        put_section(out / "RESULTS.md", *markers, text)
+        (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+
+
 def put_section(path: Path, begin: str, end: str, text: str) -> None:
     """Put ``text`` (a section between the markers ``begin`` and ``end``) into the results
     file ``path`` in place of the previous one (else before ``## Plots``, else at the end)."""

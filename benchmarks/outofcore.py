@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._util import MB, REPO, carry_section, put_section
+from ._util import MB, REPO, carry_section, publish
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -579,11 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args)
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["minutes"] = (time.time() - begin) / 60
-    text = section(results)
-    print(text)
-    if not args.no_write:
-        put_section(args.out / "RESULTS.md", BEGIN, END, text)
-        (args.out / "outofcore.json").write_text(json.dumps(results, indent=1))
+    publish(results, section, args.out, "outofcore", (BEGIN, END), write=not args.no_write)
     return 0
 
 

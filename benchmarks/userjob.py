@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._util import REPO, carry_section, put_section
+from ._util import REPO, carry_section, publish, put_section
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- userjob:begin -->", "<!-- userjob:end -->"
@@ -322,9 +322,5 @@ def main(argv: list[str] | None = None) -> int:
         results["runs"] = measure_all(path, args.repeats, Path(tmp) / "memo")
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["minutes"] = (time.time() - begin) / 60
-    text = section(results)
-    print(text)
-    if not args.no_write:
-        put_section(args.out / "RESULTS.md", BEGIN, END, text)
-        (args.out / "userjob.json").write_text(json.dumps(results, indent=1))
+    publish(results, section, args.out, "userjob", (BEGIN, END), write=not args.no_write)
     return 0

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._util import carry_section, put_section, run_python
+from ._util import carry_section, publish, put_section, run_python
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -427,9 +427,5 @@ def main(argv: list[str] | None = None) -> int:
     results["minutes"] = (time.time() - begin) / 60
     results["python"] = sys.version.split()[0]
     results["versions"] = {name: version(name) for name in ("pylibczirw", "czifile", "nd2")}
-    text = section(results)
-    print(text)
-    if not args.no_write:
-        put_section(args.out / "RESULTS.md", BEGIN, END, text)
-        (args.out / "vendors.json").write_text(json.dumps(results, indent=1))
+    publish(results, section, args.out, "vendors", (BEGIN, END), write=not args.no_write)
     return 0
