@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 KIND = "answers"
 #: bumped when what a log holds changes meaning
-FORMAT = 2
+FORMAT = 3
 #: a log larger than this is not read (and is replaced)
 MAX_LOG_BYTES = 256 << 20
 _PACKAGE = Path(__file__).resolve().parent
@@ -145,7 +145,8 @@ def _key(files: Iterable[str]) -> tuple[Any, ...] | None:
 
     The files' stamps, and their folders' when there are several (a companion file added or
     removed changes a multi-file dataset)."""
-    names = sorted(set(files))
+    files = sorted(set(files))
+    names = list(files)
     if len(names) > 1:
         names += sorted({os.path.dirname(name) for name in names})
     stamps: list[tuple[str, FileStamp]] = []
@@ -158,13 +159,12 @@ def _key(files: Iterable[str]) -> tuple[Any, ...] | None:
     if jar is None:
         return None
     outside = bool(config.flag("bfdask.reader.allow-outside-files"))
-    return (FORMAT, _code_stamp(), jar, outside, tuple(stamps))
+    return (FORMAT, _code_stamp(), jar, outside, tuple(sorted(set(files))), tuple(stamps))
 
 
 def _files_of(key: tuple[Any, ...]) -> list[str]:
     """The dataset's files a key stamps (not the folders it adds)."""
-    names = [name for name, stamp in key[-1] if not os.path.isdir(name)]
-    return names
+    return list(key[4])
 
 
 def _log_path(path: str) -> Path | None:
@@ -254,12 +254,10 @@ def _current(path: str) -> _Log | None:
             return None
         handles.put((KIND, path), held)
     try:
-        files = _files_of(held.key)
-    except Exception:  # a key of another shape
-        return None
-    if held.key != _key(files):
-        return None
-    return held
+        holds = held.key[0] == FORMAT and held.key == _key(_files_of(held.key))
+    except Exception:  # a key of another shape (an older format, a forged log)
+        holds = False
+    return held if holds else None
 
 
 def recall(path: str, name: Hashable, check: Callable[[Any], bool]) -> Any:

@@ -180,6 +180,8 @@ def block_source(
     ``choice`` is the series' pixel source (:func:`bfdask.pixels.choose`): its verified
     native recipe, or Bio-Formats, and the damage found at open. None: Bio-Formats, no check.
     """
+    if choice is None or choice.recipe is None:  # Bio-Formats reads: a forked child of a
+        jvm.check_not_forked()  # process whose JVM runs fails here, at open, not in a task
     sizes = spec.sizes
     return BlockSource(
         path=spec.path,
@@ -421,8 +423,6 @@ def open_spec(
     dims = normalize_dims(dims, spec)
     if choice is None:
         choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
-    if choice.recipe is None:  # Bio-Formats will read: a forked child of a JVM fails here
-        jvm.check_not_forked()
     if not lazy:
         data = open_dask(spec, dims=dims, chunks=chunks, choice=choice)
         return labeled(spec, dims, data, ome_xml, choice)
@@ -452,8 +452,6 @@ def open_dask(
     dims = normalize_dims(dims, spec)
     if choice is None:
         choice = pixels_mod.choose(spec, pixels_mod.resolve_mode(pixels))
-    if choice.recipe is None:
-        jvm.check_not_forked()
     return to_dask(spec, dims, chunks, choice)
 
 

@@ -316,7 +316,7 @@ def resolve_series(reader: readers.Reader, series: int | str) -> int:
     SeriesIndexError
         No such series, or a name several series share (the message lists their labels).
     """
-    names = lambda: series_names(reader)  # noqa: E731 -- read only for a name
+    names = functools.partial(series_names, reader)  # read only for a name
     return seriesnames.resolve(series, reader.path, reader.series_count, names)
 
 
@@ -355,7 +355,11 @@ def _kept_spec(path: str, series: int | str) -> ImageSpec | None:
     names = _kept_names(path)
     if names is None:
         return None
-    index = seriesnames.resolve(series, path, len(names), lambda: names)
+    return _kept_spec_at(path, seriesnames.resolve(series, path, len(names), lambda: names))
+
+
+def _kept_spec_at(path: str, index: int) -> ImageSpec | None:
+    """The kept spec of series ``index`` (resolution 0), or None."""
     spec: ImageSpec | None = answers.recall(
         path, ("spec", index), lambda v: isinstance(v, ImageSpec) and v.series == index
     )
@@ -436,7 +440,7 @@ def read_specs(path: str | os.PathLike[str]) -> list[ImageSpec]:
     checked = readers.check_path(path)
     names = _kept_names(checked)
     if names is not None:
-        kept = [_kept_spec(checked, index) for index in range(len(names))]
+        kept = [_kept_spec_at(checked, index) for index in range(len(names))]
         if all(spec is not None for spec in kept):
             return [spec for spec in kept if spec is not None]
     reader = readers.get_reader(checked, 0)

@@ -341,8 +341,10 @@ def choose(spec: ImageSpec, pixels: str | None = None) -> Choice:
     """
     mode = resolve_mode(pixels)
     name = ("choice", spec.series, mode)
-    kept = answers.recall(spec.path, name, lambda v: _is_kept_choice(v, spec))
-    if kept is not None and spec.resolution == 0:  # chosen for this spec of this version
+    kept = None
+    if spec.resolution == 0:
+        kept = answers.recall(spec.path, name, lambda v: _is_kept_choice(v, spec))
+    if kept is not None:  # chosen for this spec of this file version
         recalled: Choice = kept[1]
         _log_choice(spec, recalled, kept[2])
         return recalled

@@ -214,3 +214,19 @@ def test_an_append_never_lands_in_a_log_replaced_meanwhile(
     before = where.read_bytes()
     answers._append(held, {("xml",): "<OME/>"})
     assert where.read_bytes() == before and other.records == {}
+
+
+def test_a_log_with_a_key_of_another_shape_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older format's key (or a forged one) costs one miss, then a new log holds."""
+    from bfdask import answers
+    from bfdask.files import file_stamp
+
+    path = _plain_file(tmp_path, monkeypatch)
+    where = answers._log_path(path)
+    assert where is not None
+    answers._start(where, (2, "code", "jar", False, ((path, file_stamp(path)),)))
+    assert answers.recall(path, ("names",), lambda v: True) is None
+    answers.remember(path, {("names",): ("a",)}, file_stamp(path), used_files=lambda: [path])
+    assert answers.recall(path, ("names",), lambda v: True) == ("a",)
