@@ -28,7 +28,7 @@ from .geometry import (
     pixel_scale,
 )
 from .line import LINE_STATUS, channel_index
-from .sampling import Z_PROJECTIONS, BlockTask, profile_block
+from .sampling import Z_PROJECTIONS, BlockTask, footprint, profile_block
 from .stats import StatsArg, StatsSpec, parse_stats
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     import dask.array as da
     import xarray as xr
+
+    from .projection import Footprint
 
 _SPATIAL = ("Z", "Y", "X")
 #: the attrs of the data a result keeps
@@ -192,7 +194,10 @@ def profile(
     loop += ["Z"] if keep_z else []
     shape = (data.sizes["Y"], data.sizes["X"])
     rows, cols = crop(lines, shape, order, mode)  # the whole plane with each
-    array, task_z = _block_array(data, loop, rows, cols, z=None if keep_z else z, whole_c=each)
+    band = None if each else footprint(lines, shape, order)  # the pixels the samples read
+    array, task_z = _block_array(
+        data, loop, rows, cols, z=None if keep_z else z, whole_c=each, band=band
+    )
     scale, unit = pixel_scale(data)
     task = BlockTask(
         lines=tuple(item.moved(rows.start, cols.start) for item in lines),
@@ -267,17 +272,19 @@ def _block_array(
     *,
     z: str | None,
     whole_c: bool,
+    band: Footprint | None = None,
 ) -> tuple[da.Array, str | None]:
     """The pixels the tasks read, ``(*loop, [Z,] Y, X)``, and the projection left to them.
 
     Cropped to ``rows``/``cols``; a Z stack split over several blocks is projected by dask
     where each block is read (a tree reduction, not whole stacks gathered in one task); each
-    task gets whole planes (and every channel with ``whole_c``).
+    task gets whole planes (and every channel with ``whole_c``). A projection folded while it
+    is read (:func:`bfdask.array.project_z`) folds only the pixels ``band`` (zero elsewhere).
     """
     import dask.array as da
 
     project = z is not None and "Z" in data.dims
-    folded = project_z(data, z) if project and z is not None else None
+    folded = project_z(data, z, band) if project and z is not None else None
     if folded is not None:  # read and projected plane by plane in each task (issue #18)
         data, project = folded, False
     view = data.isel(Y=rows, X=cols).transpose(*loop, *(["Z"] if project else []), "Y", "X")
@@ -405,18 +412,10 @@ def saturation(data: xr.DataArray, z: str | None) -> float | None:
     if not np.issubdtype(data.dtype, np.integer):
         return None
     top = float(np.iinfo(data.dtype).max)
-    if z == "sum":
-        top *= data.sizes.get("Z", 1)
-    return top
+    return top * data.sizes.get("Z", 1) if z == "sum" else top
 
 
 # -- several series -----------------------------------------------------------------------------
-
-
-def series_keys(names: Sequence[str], indices: Sequence[int]) -> list[str]:
-    """Series names as dict keys; a repeated name gets its index appended (``"name #3"``)."""
-    seen = {name: names.count(name) for name in names}
-    return [name if seen[name] == 1 else f"{name} #{i}" for name, i in zip(names, indices)]
 
 
 def profile_series(
@@ -463,11 +462,12 @@ def profile_series(
     SeriesIndexError
         A series name the file does not have.
     """
-    import dask
 
     from .array import open_series
     from .errors import SeriesIndexError
     from .metadata import list_series
+    from .schedulers import compute as compute_here
+    from .seriesnames import series_keys
 
     infos = list_series(path)
     if series is None:
@@ -493,6 +493,6 @@ def profile_series(
         for i in indices
     ]
     if compute:
-        datasets = list(dask.compute(*datasets))
+        datasets = list(compute_here(*datasets))
     keys = series_keys([infos[i].name for i in indices], indices)
     return dict(zip(keys, datasets))

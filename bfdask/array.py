@@ -66,6 +66,9 @@ class BlockSource:
     #: (:mod:`bfdask.projection`): ``dims`` and ``shape`` then have no Z, ``z_size`` planes
     project: str | None = None
     z_size: int = 0
+    #: with ``project``: only these pixels are folded, the projection is zero elsewhere (an
+    #: intermediate of :func:`bfdask.profile`, whose samples read nothing else; never a user's)
+    footprint: projection.Footprint | None = None
 
     @property
     def ndim(self) -> int:
@@ -130,18 +133,29 @@ class BlockSource:
         width = self.shape[self.dims.index("X")]
         wide = self.native is not None and 2 * (x1 - x0) >= width
         read = {**ranges, "X": (0, width)} if wide else ranges
-        how = str(self.project)
-        block = projection.fold(
-            lambda z: self._read({**read, "Z": (z, z + 1)})[:, :, 0], self.z_size, how
-        )
+        how, box = str(self.project), [read[d] for d in "TCYX"]
+        shape = [b - a for a, b in box] + ([self.samples] if self.samples > 1 else [])
+        shape.insert(2, 1)  # one Z plane at a time, natively into one buffer, refilled
+        buffer = np.empty(shape, self.dtype) if self.native is not None else None
+
+        def plane(z: int) -> NDArray[Any]:
+            return self._read({**read, "Z": (z, z + 1)}, out=buffer)[:, :, 0]
+
+        if self.footprint is None:
+            block = projection.fold(plane, self.z_size, how)
+        else:  # only the pixels the footprint holds, gathered as each plane is read
+            index = self.footprint.flat_index(read["Y"], read["X"])
+            block = projection.fold_pixels(plane, self.z_size, how, index, 2)
         return block[:, :, :, x0:x1] if wide and (x0, x1) != (0, width) else block
 
-    def _read(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
-        """The box ``ranges`` (T, C, Z, Y, X), as ``(T, C, Z, Y, X[, S])``."""
+    def _read(
+        self, ranges: dict[str, tuple[int, int]], out: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
+        """The box ``ranges`` (T, C, Z, Y, X), as ``(T, C, Z, Y, X[, S])`` (natively into
+        ``out`` when given)."""
         if self.native is not None:
-            return native_mod.read_block(
-                self.native, ranges["T"], ranges["C"], ranges["Z"], ranges["Y"], ranges["X"]
-            )
+            box = (ranges[dim] for dim in "TCZYX")
+            return native_mod.read_block(self.native, *box, out=out)
         return self._read_bioformats(ranges)
 
     def _read_bioformats(self, ranges: dict[str, tuple[int, int]]) -> NDArray[Any]:
@@ -256,11 +270,17 @@ def source_of(data: xr.DataArray) -> BlockSource | None:
     return found if isinstance(found, BlockSource) else None
 
 
-def project_z(data: xr.DataArray, how: str) -> xr.DataArray | None:
+def project_z(
+    data: xr.DataArray, how: str, footprint: projection.Footprint | None = None
+) -> xr.DataArray | None:
     """``data`` projected over Z, each task folding its planes in as it reads them
     (:mod:`bfdask.projection`): the values and dtype of ``data.<how>("Z")``, but a block's
     ``(Z, Y, X)`` stack is never whole in memory. None where ``data`` is not the array
-    ``bfdask.open`` made (:func:`source_of`) or has no Z axis to project."""
+    ``bfdask.open`` made (:func:`source_of`) or has no Z axis to project.
+
+    With a ``footprint`` only its pixels are projected and the rest is zero: an intermediate
+    for a step that reads nothing else (:func:`bfdask.profile`), never an array to hand out.
+    """
     import xarray as xr
 
     source = source_of(data)
@@ -274,10 +294,13 @@ def project_z(data: xr.DataArray, how: str) -> xr.DataArray | None:
         shape=source.shape[:axis] + source.shape[axis + 1 :],
         project=how,
         z_size=source.shape[axis],
+        footprint=footprint,
     )
     chunks = data.data.chunks[:axis] + data.data.chunks[axis + 1 :]
     dtype = projection.result_dtype(np.dtype(source.dtype), how)
-    array = _as_dask(projected, f"bfdask-z{how}-{_name_hash(data.data.name)}", chunks, dtype)
+    kind = f"z{how}" if footprint is None else f"z{how}-footprint"
+    name = f"bfdask-{kind}-{_name_hash(data.data.name, footprint)}"
+    array = _as_dask(projected, name, chunks, dtype)
     coords = {name: c for name, c in data.coords.items() if "Z" not in c.dims}
     return xr.DataArray(array, dims=list(dims), coords=coords, attrs=data.attrs, name=data.name)
 

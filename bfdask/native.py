@@ -334,12 +334,15 @@ def read_block(
     x: tuple[int, int],
     *,
     count: bool = True,
+    out: NDArray[Any] | None = None,
 ) -> NDArray[Any]:
     """Pixels ``[t0:t1, c0:c1, z0:z1, y0:y1, x0:x1]`` of the series, without Java.
 
     Returns an array of shape ``(T, C, Z, Y, X[, S])`` in native byte order, as
-    :func:`bfdask.readers.read_block` does. ``count=False`` (verification) leaves
-    :func:`bfdask.files.planes_read` alone, which counts the planes tasks read.
+    :func:`bfdask.readers.read_block` does: ``out`` when given (a C-contiguous array of that
+    shape and the pixels' dtype, reused from block to block), else a new one. ``count=False``
+    (verification) leaves :func:`bfdask.files.planes_read` alone, which counts the planes
+    tasks read.
 
     Raises
     ------
@@ -353,7 +356,10 @@ def read_block(
     shape: tuple[int, ...] = (t[1] - t[0], c[1] - c[0], z[1] - z[0], y[1] - y[0], x[1] - x[0])
     if recipe.samples > 1:
         shape = (*shape, recipe.samples)
-    out = np.empty(shape, np.dtype(recipe.dtype))
+    if out is None:
+        out = np.empty(shape, np.dtype(recipe.dtype))
+    elif out.shape != shape or out.dtype != np.dtype(recipe.dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {recipe.dtype} array of shape {shape}")
     if out.size == 0:
         return out
     planes = [

@@ -8,10 +8,16 @@ for the number of planes (``uint32`` for up to 65 537 ``uint16`` planes). The re
 ``stack.sum(axis=-3)`` (``max``, ``mean``) gives -- the same values and dtype: numpy adds the
 planes of an outer axis one after the other, as :func:`fold` does, and integer sums are exact
 in either accumulator.
+
+A :class:`Footprint` narrows a fold to the pixels a later step reads (the profile's samples
+read ~2 % of the rows and columns a line spans): each plane is gathered to those pixels before
+it is folded in, and the projection is zero elsewhere -- an intermediate for that step only.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +29,48 @@ if TYPE_CHECKING:
 
 #: the projections :func:`fold` makes
 HOWS = ("max", "sum", "mean")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The pixels of a plane that a computation reads: in row ``top + i``, the columns from
+    ``starts[i]`` up to ``stops[i]`` (none where ``stops[i] <= starts[i]``); no row above
+    ``top`` or below ``top + len(starts)``. Plane coordinates (small, hashable: it travels with
+    every task)."""
+
+    top: int
+    starts: tuple[int, ...]
+    stops: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.starts) != len(self.stops):
+            raise ValueError("a Footprint needs as many starts as stops")
+
+    def size(self) -> int:
+        """Pixels in the footprint."""
+        return sum(max(0, b - a) for a, b in zip(self.starts, self.stops, strict=True))
+
+    def flat_index(self, rows: tuple[int, int], cols: tuple[int, int]) -> NDArray[np.intp]:
+        """Indices, into the box ``rows`` x ``cols`` of a plane flattened row by row, of the
+        footprint's pixels inside the box, in increasing order (read-only)."""
+        return _flat_index(self, rows, cols)
+
+
+@functools.lru_cache(maxsize=64)  # one per line and block shape; the same in every task
+def _flat_index(
+    footprint: Footprint, rows: tuple[int, int], cols: tuple[int, int]
+) -> NDArray[np.intp]:
+    width = cols[1] - cols[0]
+    pieces = []
+    for i, (start, stop) in enumerate(zip(footprint.starts, footprint.stops, strict=True)):
+        row = footprint.top + i
+        start, stop = max(start, cols[0]), min(stop, cols[1])
+        if rows[0] <= row < rows[1] and stop > start:
+            base = (row - rows[0]) * width - cols[0]
+            pieces.append(np.arange(base + start, base + stop, dtype=np.intp))
+    index = np.concatenate(pieces) if pieces else np.zeros(0, np.intp)
+    index.flags.writeable = False
+    return index
 
 
 def result_dtype(dtype: np.dtype[Any], how: str) -> np.dtype[Any]:
@@ -47,7 +95,8 @@ def accumulator(dtype: np.dtype[Any], how: str, count: int) -> np.dtype[Any]:
 
 def fold(read_plane: Callable[[int], NDArray[Any]], count: int, how: str) -> NDArray[Any]:
     """The ``how`` projection of ``count`` planes, each read by ``read_plane(z)`` (any shape,
-    the same for every plane) and folded in as it comes; as ``stack.<how>(axis=0)`` would be."""
+    the same for every plane; it may return the same buffer each time, refilled) and folded
+    in as it comes; as ``stack.<how>(axis=0)`` would be."""
     if how not in HOWS:
         raise ValueError(f"how must be one of {HOWS}, not {how!r}")
     if count < 1:
@@ -55,7 +104,7 @@ def fold(read_plane: Callable[[int], NDArray[Any]], count: int, how: str) -> NDA
     first = read_plane(0)
     dtype = np.dtype(first.dtype)
     if how == "max":
-        acc = first  # a fresh array of its own: folded into in place
+        acc = first.copy()  # folded into in place (read_plane may reuse one buffer)
         for z in range(1, count):
             np.maximum(acc, read_plane(z), out=acc)
         return acc
@@ -68,3 +117,28 @@ def fold(read_plane: Callable[[int], NDArray[Any]], count: int, how: str) -> NDA
     # own dtype, the same way
     mean: NDArray[Any] = np.true_divide(acc.astype(result_dtype(dtype, "mean")), count)
     return mean
+
+
+def fold_pixels(
+    read_plane: Callable[[int], NDArray[Any]], count: int, how: str, index: NDArray[Any], lead: int
+) -> NDArray[Any]:
+    """:func:`fold` of only some pixels of each plane, zero elsewhere.
+
+    Each plane read (``lead`` leading axes, then rows, columns and possibly samples) is
+    flattened over its rows and columns, and the pixels ``index`` of that (a
+    :meth:`Footprint.flat_index`) are gathered and folded; the result has the plane's shape.
+    """
+    shape: tuple[int, ...] = ()
+
+    def gathered(z: int) -> NDArray[Any]:
+        nonlocal shape
+        plane = read_plane(z)
+        shape = plane.shape
+        flat = plane.reshape(*shape[:lead], -1, *shape[lead + 2 :])
+        return np.take(flat, index, axis=lead)  # several times faster than flat[..., index]
+
+    folded = fold(gathered, count, how)
+    out = np.zeros(shape, folded.dtype)
+    flat = out.reshape(*shape[:lead], -1, *shape[lead + 2 :])  # a view: out is contiguous
+    flat[(slice(None),) * lead + (index,)] = folded
+    return out

@@ -23,10 +23,11 @@ import numpy as np
 
 from .geometry import LINE_FIELDS, SampledLine, line_fields
 from .line import find_line
+from .projection import Footprint
 from .stats import StatsSpec, compute_stats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import NDArray
 
@@ -86,6 +87,41 @@ def line_coordinates(
     points: NDArray[Any] = np.stack([rows, cols])
     points.flags.writeable = False
     return points
+
+
+def footprint(
+    lines: Sequence[SampledLine], shape: tuple[int, int], order: int | None
+) -> Footprint | None:
+    """The pixels of a ``shape`` plane that sampling ``lines`` (plane coordinates) can read,
+    or None when that is not known to be a small set.
+
+    Orders 0 and 1 (and None) weigh at most the pixels ``floor(p)`` and ``floor(p) + 1`` around
+    each sample point ``p``, along each axis; one more on either side is kept, so a point
+    computed a last bit differently still lands inside. None for spline orders above 1 (their
+    prefilter reads the whole plane), for samples so close to the edge that a boundary mode
+    could reflect or wrap them, and without any line to sample.
+    """
+    sampled = [line for line in lines if not line.reason]
+    if not sampled or (order is not None and order > 1):
+        return None
+    starts = np.full(shape[0], shape[1], np.int64)
+    stops = np.zeros(shape[0], np.int64)
+    for line in sampled:
+        points = line_coordinates(tuple(line.src), tuple(line.dst), line.linewidth)
+        if not np.all(np.isfinite(points)):
+            return None
+        rows = np.floor(points[0]).astype(np.int64).ravel()
+        cols = np.floor(points[1]).astype(np.int64).ravel()
+        if rows.min() < 1 or cols.min() < 1:
+            return None
+        if rows.max() + 2 > shape[0] - 1 or cols.max() + 2 > shape[1] - 1:
+            return None
+        for dr in (-1, 0, 1, 2):
+            np.minimum.at(starts, rows + dr, cols - 1)
+            np.maximum.at(stops, rows + dr, cols + 3)
+    used = np.flatnonzero(stops > starts)
+    top, bottom = int(used[0]), int(used[-1]) + 1
+    return Footprint(top, tuple(starts[top:bottom].tolist()), tuple(stops[top:bottom].tolist()))
 
 
 def profile_plane(plane: NDArray[Any], spec: LineSpec) -> NDArray[Any]:

@@ -76,3 +76,9 @@ def resolve(series: int | str, path: str, count: int, names: Callable[[], Sequen
             f"end); series {series} does not exist. bfdask.list_series(path) lists them."
         )
     return series % count
+
+
+def series_keys(names: Sequence[str], indices: Sequence[int]) -> list[str]:
+    """Series names as dict keys; a repeated name gets its index appended (``"name #3"``)."""
+    seen = {name: names.count(name) for name in names}
+    return [name if seen[name] == 1 else f"{name} #{i}" for name, i in zip(names, indices)]

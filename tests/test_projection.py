@@ -140,3 +140,83 @@ def test_prefetch_asks_for_the_bytes_the_block_reads(tmp_path: Path) -> None:
     whole = native._merged(lif.spans(recipe, planes, (0, 40)))
     assert whole == [(min(o for o, _ in whole), 2 * 3 * 2 * 40 * 24)]  # one time point
     assert len(native._merged(lif.spans(recipe, planes, (5, 17)))) == len(planes)
+
+
+FOOTPRINT_LINES = [  # (src, dst, linewidth): steep, shallow, fractional, reversed, wide, short
+    ((20, 15), (150, 220), 5),
+    ((10.5, 150.25), (195.7, 160.9), 3),
+    ((100, 5.5), (100.5, 290), 1),
+    ((180, 250), (12, 40), 9),
+    ((60, 60), (61, 61), 15),
+]
+
+
+@pytest.mark.parametrize("order", [None, 0, 1])
+@pytest.mark.parametrize("line", FOOTPRINT_LINES, ids=[str(i) for i in range(5)])
+def test_footprint_holds_every_pixel_the_samples_read(line: tuple, order: int | None) -> None:
+    """Sampling a plane whose pixels outside the footprint are NaN gives the same profile as
+    the whole plane: a single pixel missing (even one weighed 0) would make a NaN appear."""
+    from bfdask.geometry import SampledLine
+    from bfdask.sampling import LineSpec, footprint, profile_plane
+
+    src, dst, width = line
+    shape = (200, 300)
+    plane = np.random.default_rng(5).random(shape) * 1000
+    other = SampledLine((150, 30), (170, 280), 3)  # a second position's line: the union
+    band = footprint([SampledLine(src, dst, width), other], shape, order)
+    assert band is not None
+    inside = np.zeros(shape[0] * shape[1], bool)
+    inside[band.flat_index((0, shape[0]), (0, shape[1]))] = True
+    assert band.size() == inside.sum() < plane.size / 4
+    masked = np.where(inside.reshape(shape), plane, np.nan)
+    for sampled in (SampledLine(src, dst, width), other):
+        spec = LineSpec(sampled.src, sampled.dst, sampled.linewidth, order)
+        got = profile_plane(masked, spec)
+        assert np.isfinite(got).all()
+        assert got.tobytes() == profile_plane(plane, spec).tobytes()
+
+
+def test_footprint_is_none_where_it_would_not_be_exact() -> None:
+    """Spline orders above 1 prefilter the whole plane, and samples at the edge may reflect:
+    no footprint then (the whole crop is read)."""
+    from bfdask.geometry import SampledLine
+    from bfdask.sampling import footprint
+
+    inside = SampledLine((20, 15), (150, 220), 5)
+    assert footprint([inside], (200, 300), 3) is None
+    assert footprint([SampledLine((1, 15), (150, 220), 5)], (200, 300), 1) is None
+    assert footprint([SampledLine((20, 15), (198, 220), 1)], (200, 300), 1) is None
+    assert footprint([SampledLine((0, 0), (0, 0), 1, reason="blank")], (200, 300), 1) is None
+    assert footprint([inside], (200, 300), 1) is not None
+
+
+@pytest.mark.parametrize("how", projection.HOWS)
+def test_a_footprint_projection_is_numpys_inside_and_zero_outside(
+    tmp_path: Path, how: str
+) -> None:
+    """Only the footprint's pixels are folded: there the values are numpy's projection, bit
+    for bit; elsewhere zero (the array is the profile's intermediate, named apart from the
+    projection a user gets)."""
+    from bfdask.geometry import SampledLine
+    from bfdask.sampling import footprint
+
+    path = write_lif(tmp_path / "band.lif", t=2, z=6, c=2, y=64, x=80, dtype="uint16", seed=6)
+    data = bfdask.open(path)
+    band = footprint([SampledLine((10, 8), (50, 70), 3)], (64, 80), 1)
+    assert band is not None
+    banded, plain = project_z(data, how, band), project_z(data, how)
+    assert banded is not None and plain is not None
+    assert banded.data.name != plain.data.name
+    inside = np.zeros(64 * 80, bool)
+    inside[band.flat_index((0, 64), (0, 80))] = True
+    inside = inside.reshape(64, 80)
+    expected = getattr(data.values, how)(axis=2)
+    for window in (banded, banded.isel(Y=slice(5, 60), X=slice(3, 77))):  # the profile's crop
+        got = window.values
+        want = expected[..., : got.shape[-2], : got.shape[-1]]
+        mask = inside[: got.shape[-2], : got.shape[-1]]
+        if window is not banded:
+            want, mask = expected[..., 5:60, 3:77], inside[5:60, 3:77]
+        assert got.dtype == want.dtype
+        assert got[..., mask].tobytes() == want[..., mask].tobytes()
+        assert not got[..., ~mask].any()
