@@ -340,10 +340,10 @@ def _analyse(
             if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
                 print(f"bfdask: warning: {warning.message}", file=sys.stderr)
         if connected is None:  # threads in this process (the default)
-            import dask
+            from .schedulers import compute
 
             with progress.local():
-                computed = dict(zip(lazy, dask.compute(*lazy.values(), scheduler="threads")))
+                computed = dict(zip(lazy, compute(*lazy.values(), scheduler="threads")))
         else:
             futures = connected.compute(list(lazy.values()))
             progress.wait(futures)

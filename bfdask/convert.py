@@ -335,7 +335,9 @@ def _pyramid(image: ImageGroup, extra: int, tile: int) -> list[da.Array]:
 def _compute(items: list[Any], progress: bool) -> list[Any]:
     """Compute ``items`` together (shared blocks are read once) on the active scheduler: a
     distributed client's workers if one is active, else dask's default (threads)."""
-    client = _active_client()
+    from .schedulers import active_client, compute
+
+    client = active_client()
     if client is not None:
         futures = client.compute(items)
         if progress:
@@ -343,31 +345,12 @@ def _compute(items: list[Any], progress: bool) -> list[Any]:
 
             wait(futures)
         return list(client.gather(futures))
-    import dask
-
     if progress:
         from .progress import local
 
         with local():
-            return list(dask.compute(*items))
-    return list(dask.compute(*items))
-
-
-def _active_client() -> Any:
-    """The distributed client dask would use now, or None."""
-    import dask
-
-    scheduler = dask.config.get("scheduler", None)
-    if scheduler not in (None, "dask.distributed", "distributed"):
-        return None
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
+            return list(compute(*items))
+    return list(compute(*items))
 
 
 # -- command line -------------------------------------------------------------------------------

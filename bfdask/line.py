@@ -345,10 +345,12 @@ def _find_each(frames: Any) -> list[Line]:
     import dask
     import dask.array as da
 
+    from .schedulers import compute
+
     if not isinstance(frames, da.Array):
         return [_line_in(image) for image in np.asarray(frames)]
     tasks = [dask.delayed(_line_in, pure=True)(frames[p]) for p in range(frames.shape[0])]
-    return list(dask.compute(*tasks))
+    return list(compute(*tasks))
 
 
 def _reference_view(data: xr.DataArray, line_channel: int | str) -> xr.DataArray:

@@ -109,8 +109,10 @@ def bad_timepoints(
     """
     import pandas as pd
 
+    from .schedulers import compute
+
     rules = _rules(stats, variables, window, threshold, min_change, blank, saturated, low_signal)
-    stats = stats.compute()
+    (stats,) = compute(stats)
     with warnings.catch_warnings():
         # all-NaN columns (frames without a line, padding) are expected: no flag, no noise
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
