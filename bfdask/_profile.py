@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .array import project_z
 from .geometry import (
     LINE_FIELDS,
     SampledLine,
@@ -28,6 +27,7 @@ from .geometry import (
     pixel_scale,
 )
 from .line import LINE_STATUS, channel_index
+from .projected import project_z
 from .sampling import Z_PROJECTIONS, BlockTask, footprint, profile_block
 from .stats import StatsArg, StatsSpec, parse_stats
 
@@ -279,7 +279,7 @@ def _block_array(
     Cropped to ``rows``/``cols``; a Z stack split over several blocks is projected by dask
     where each block is read (a tree reduction, not whole stacks gathered in one task); each
     task gets whole planes (and every channel with ``whole_c``). A projection folded while it
-    is read (:func:`bfdask.array.project_z`) folds only the pixels ``band`` (zero elsewhere).
+    is read (:func:`bfdask.projected.project_z`) folds only the pixels ``band`` (zero elsewhere).
     """
     import dask.array as da
 

@@ -9,7 +9,6 @@ or, when the series has a verified native plan (:mod:`bfdask.pixels`), reads the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import math
@@ -226,7 +225,7 @@ def to_dask(
     plan = chunks_mod.plan(spec, chunks)
     source = block_source(spec, dims, choice)
     source_kind = "bioformats" if source.native is None else source.native.kind
-    name = "bfdask-" + _name_hash(
+    name = "bfdask-" + name_hash(
         spec.path,
         None if spec.stamp is None else astuple(spec.stamp),
         spec.series,
@@ -235,10 +234,10 @@ def to_dask(
         tuple((d, tuple(plan[d])) for d in dims),
         source_kind,
     )
-    return _as_dask(source, name, tuple(tuple(int(n) for n in plan[d]) for d in dims))
+    return as_dask(source, name, tuple(tuple(int(n) for n in plan[d]) for d in dims))
 
 
-def _as_dask(
+def as_dask(
     source: BlockSource, name: str, chunks: tuple[tuple[int, ...], ...], dtype: Any = None
 ) -> da.Array:
     """The dask array of ``source``'s blocks ``chunks``, named ``name``; of ``dtype``
@@ -259,52 +258,6 @@ def _as_dask(
     return array
 
 
-def source_of(data: xr.DataArray) -> BlockSource | None:
-    """The :class:`BlockSource` behind ``data`` when ``data`` is the array ``bfdask.open``
-    made, unchanged (no selection, no arithmetic); else None."""
-    array = data.data
-    if not isinstance(array, da.Array) or not array.name.startswith("bfdask-"):
-        return None
-    found = array.__dask_graph__().get(f"original-{array.name}")
-    found = getattr(found, "value", found)  # dask may wrap plain values (DataNode)
-    return found if isinstance(found, BlockSource) else None
-
-
-def project_z(
-    data: xr.DataArray, how: str, footprint: projection.Footprint | None = None
-) -> xr.DataArray | None:
-    """``data`` projected over Z, each task folding its planes in as it reads them
-    (:mod:`bfdask.projection`): the values and dtype of ``data.<how>("Z")``, but a block's
-    ``(Z, Y, X)`` stack is never whole in memory. None where ``data`` is not the array
-    ``bfdask.open`` made (:func:`source_of`) or has no Z axis to project.
-
-    With a ``footprint`` only its pixels are projected and the rest is zero: an intermediate
-    for a step that reads nothing else (:func:`bfdask.profile`), never an array to hand out.
-    """
-    import xarray as xr
-
-    source = source_of(data)
-    if source is None or how not in projection.HOWS or "Z" not in source.dims:
-        return None
-    axis = source.dims.index("Z")
-    dims = source.dims.replace("Z", "")
-    projected = dataclasses.replace(
-        source,
-        dims=dims,
-        shape=source.shape[:axis] + source.shape[axis + 1 :],
-        project=how,
-        z_size=source.shape[axis],
-        footprint=footprint,
-    )
-    chunks = data.data.chunks[:axis] + data.data.chunks[axis + 1 :]
-    dtype = projection.result_dtype(np.dtype(source.dtype), how)
-    kind = f"z{how}" if footprint is None else f"z{how}-footprint"
-    name = f"bfdask-{kind}-{_name_hash(data.data.name, footprint)}"
-    array = _as_dask(projected, name, chunks, dtype)
-    coords = {name: c for name, c in data.coords.items() if "Z" not in c.dims}
-    return xr.DataArray(array, dims=list(dims), coords=coords, attrs=data.attrs, name=data.name)
-
-
 def _small_array(
     source: BlockSource, name: str, chunks: tuple[tuple[int, ...], ...], meta: NDArray[Any]
 ) -> da.Array:
@@ -323,7 +276,7 @@ def _small_array(
     return da.Array(graph, name, chunks, meta=meta)
 
 
-def _name_hash(*parts: object) -> str:
+def name_hash(*parts: object) -> str:
     """A dask name for plain values (str, int, tuples): the hash of their ``repr``, which is
     the same in every process; dask's ``tokenize`` took ~0.3 ms a series, walking the
     chunk tuples."""

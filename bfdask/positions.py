@@ -258,10 +258,12 @@ def open_positions(
     PaddedPositionsWarning
         When short positions were padded with NaN.
     """
+    import dask.array as da
     import xarray as xr
 
     from .array import open_spec
     from .metadata import read_specs
+    from .projected import Parts, with_parts
 
     if z is not None:
         if z_mismatch != "error":
@@ -307,11 +309,14 @@ def open_positions(
     template = template.drop_vars("T", errors="ignore")
     if z_mismatch != "error":
         template = _fit_z(template, size_z, z_mismatch)
-    stacked = [
-        _stitch(positions[label], chunks, z_mismatch, size_z, head=None if i else template.data)
+    parts = [
+        _parts(positions[label], chunks, z_mismatch, size_z, head=None if i else template.data)
         for i, label in enumerate(labels)
     ]
+    stacked = [items[0] if len(items) == 1 else da.concatenate(items, axis=0) for items in parts]
     data, padded = _pad(where, labels, stacked, np.dtype(first.dtype))
+    if not padded and all(spec.size_z == size_z for spec in members):  # joined as they are:
+        data = with_parts(data, Parts(tuple(map(tuple, parts))))  # profile folds each's Z
     coords: dict[Hashable, Any] = {
         name: coord for name, coord in template.coords.items() if "T" not in coord.dims
     }
@@ -367,17 +372,15 @@ def _acquisition(
     return Acquisition(spec, block, tuple(seconds), tuple(stamps))
 
 
-def _stitch(
+def _parts(
     acquisitions: Sequence[Acquisition],
     chunks: Mapping[str, Any] | str | None,
     z_mismatch: str,
     size_z: int,
     head: da.Array | None = None,
-) -> da.Array:
-    """One position: its series opened (as :func:`bfdask.open` opens them, without labels)
-    and concatenated along T; ``head`` is the first series' array if already open."""
-    import dask.array as da
-
+) -> list[da.Array]:
+    """One position: its series opened (as :func:`bfdask.open` opens them, without labels),
+    to be concatenated along T; ``head`` is the first series' array if already open."""
     from .array import open_dask
 
     parts = []
@@ -387,10 +390,7 @@ def _stitch(
             continue
         part = open_dask(acquisition.spec, chunks=chunks)
         parts.append(_fit_z_data(part, size_z, z_mismatch) if z_mismatch != "error" else part)
-    if len(parts) == 1:
-        return parts[0]
-    joined: da.Array = da.concatenate(parts, axis=0)
-    return joined
+    return parts
 
 
 def _fit_z_data(data: da.Array, size_z: int, how: str) -> da.Array:

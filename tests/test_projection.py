@@ -18,7 +18,7 @@ from test_native import write_lif
 
 import bfdask
 from bfdask import projection
-from bfdask.array import project_z, source_of
+from bfdask.projected import project_z, source_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -220,3 +220,49 @@ def test_a_footprint_projection_is_numpys_inside_and_zero_outside(
         assert got.dtype == want.dtype
         assert got[..., mask].tobytes() == want[..., mask].tobytes()
         assert not got[..., ~mask].any()
+
+
+@pytest.mark.parametrize("how", projection.HOWS)
+def test_positions_are_projected_series_by_series_where_read(tmp_path: Path, how: str) -> None:
+    """``open_positions``' joined array, unchanged, is projected per series as each block is
+    read, joined the same way: numpy's projection of the joined array, bit for bit. A
+    selection of it, or positions padded with NaN, are not (the plain way then)."""
+    import warnings
+
+    from test_positions import SERIES, write
+
+    path = write(tmp_path / "even.ome.tif", SERIES[1:])  # two positions, 2 + 3 timepoints each
+    data = bfdask.open_positions(path)
+    assert data.attrs["padded"] == {}
+    folded = project_z(data, how)
+    assert folded is not None and folded.dims == ("P", "T", "C", "Y", "X")
+    want = getattr(data.values, how)(axis=3)
+    got = folded.values
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+    assert folded["time"].equals(data["time"])
+    assert project_z(data.isel(P=[1, 0]), how) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        padded = bfdask.open_positions(write(tmp_path / "short.ome.tif", SERIES))
+    assert padded.attrs["padded"] and project_z(padded, how) is None
+
+
+@pytest.mark.parametrize("how", ["max", "sum"])
+def test_a_profile_of_positions_folds_each_series(tmp_path: Path, how: str) -> None:
+    """``bfdask profile --positions``' own call: every series in the graph is read folded
+    (a projecting source), and the statistics are those of the plain way to the last bit."""
+    from test_positions import SERIES, write
+
+    from bfdask.array import BlockSource
+
+    data = bfdask.open_positions(write(tmp_path / "even.ome.tif", SERIES[1:]))
+    kwargs = {"linewidth": 1, "z": how, "stats": ["min", "max", "mean"], "profiles": True}
+    folded = bfdask.profile(data, (2, 2), (8, 6), **kwargs)
+    graph = dict(folded["min"].data.__dask_graph__())
+    sources = [getattr(v, "value", v) for v in graph.values()]
+    sources = [s for s in sources if isinstance(s, BlockSource)]
+    assert len(sources) == 4 and all(s.project == how and s.footprint for s in sources)
+    plain = bfdask.profile(data.isel(T=list(range(data.sizes["T"]))), (2, 2), (8, 6), **kwargs)
+    folded, plain = folded.compute(), plain.compute()
+    for name in folded.data_vars:
+        assert folded[name].values.tobytes() == plain[name].values.tobytes(), name
