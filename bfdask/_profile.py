@@ -28,7 +28,7 @@ from .geometry import (
 )
 from .line import LINE_STATUS, channel_index
 from .projected import project_z
-from .sampling import Z_PROJECTIONS, BlockTask, footprint, profile_block
+from .sampling import Z_PROJECTIONS, BlockTask, footprint, profile_block_kept
 from .stats import StatsArg, StatsSpec, parse_stats
 
 if TYPE_CHECKING:
@@ -312,18 +312,16 @@ def _table(
     import xarray as xr
     from dask.base import tokenize
 
-    n_loop = len(loop)
+    n_loop, pixel = len(loop), array.ndim - len(loop)  # pixel axes: [Z,] Y, X, a block each
     out = da.map_blocks(
-        profile_block,
+        profile_block_kept,  # not drop_axis: dask would copy each block to contract the axes
         array,
-        drop_axis=list(range(n_loop, array.ndim)),
-        new_axis=[n_loop],
-        chunks=(*array.chunks[:n_loop], (task.width,)),
+        chunks=(*array.chunks[:n_loop], *[(1,)] * (pixel - 1), (task.width,)),
         dtype=np.float64,
-        meta=np.empty((0,) * (n_loop + 1), np.float64),
+        meta=np.empty((0,) * array.ndim, np.float64),
         name=f"bfdask-{kind}-" + tokenize(array.name, task),
         task=task,
-    )
+    )[(Ellipsis,) + (0,) * (pixel - 1) + (slice(None),)]
     # Fuse each block's read into its task now: later, with the result feeding several
     # variables, dask would no longer fuse them and the pixels would become task outputs.
     (out,) = dask.optimize(out)

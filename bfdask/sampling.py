@@ -255,6 +255,17 @@ def profile_block(
     return out
 
 
+def profile_block_kept(
+    block: NDArray[Any], task: BlockTask, block_info: dict[Any, Any] | None = None
+) -> NDArray[Any]:
+    """:func:`profile_block` with as many axes as ``block``: its pixel axes (``[Z,] Y, X``)
+    become length 1 but the last, which holds the fields. Mapped this way, dask hands the
+    block over as read; to drop axes it would first copy even a single block."""
+    out = profile_block(block, task, block_info)
+    pixel = block.ndim - (out.ndim - 1)
+    return out.reshape(*out.shape[:-1], *(1,) * (pixel - 1), out.shape[-1])
+
+
 def _line_here(
     block: NDArray[Any],
     index: tuple[int, ...],
