@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._util import MB, REPO, carry_section, publish
+from ._util import MB, REPO, carry_section, child_env, publish
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -296,8 +296,7 @@ def run_dd(path: Path) -> dict[str, Any]:
 def _env(memo: Path | None = None) -> dict[str, str]:
     """The children's environment: this checkout's bfdask first, progress bars on; ``memo``
     the memo directory (Bio-Formats' Memoizer and bfdask's kept answers) if given."""
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "BFDASK_PROGRESS": "yes"}
+    env = child_env(BFDASK_PROGRESS="yes")
     return env if memo is None else {**env, "BFDASK_MEMO_DIR": str(memo)}
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._util import REPO, carry_section, publish, put_section
+from ._util import carry_section, child_env, publish, put_section
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- userjob:begin -->", "<!-- userjob:end -->"
@@ -162,11 +161,7 @@ def run(kind: str, path: Path, how: str, threads: int, memo: Path) -> dict[str, 
     answers, :mod:`bfdask.answers`); a ``"first-open"`` child gets a new empty one instead.
     """
     with tempfile.TemporaryDirectory(prefix="bfdask-memo-") as empty:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-            "BFDASK_MEMO_DIR": empty if kind == "first-open" else str(memo),
-        }
+        env = child_env(BFDASK_MEMO_DIR=empty if kind == "first-open" else str(memo))
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, kind, str(path), how, str(threads)],
