@@ -127,7 +127,9 @@ class BlockSource:
 
         Natively, rows lie whole on disk: reading a row's every column and cropping the
         projection once costs less than cropping each plane as it is read (a copy a plane),
-        unless the window is narrow (tiles it does not touch)."""
+        unless the window is narrow (tiles it does not touch); and every plane is read into
+        one buffer. With a ``footprint`` only its pixels are gathered from each plane and
+        folded (zero elsewhere)."""
         x0, x1 = ranges["X"]
         width = self.shape[self.dims.index("X")]
         wide = self.native is not None and 2 * (x1 - x0) >= width
