@@ -62,9 +62,13 @@ class BlockSource:
     native: NativeRecipe | None = None  # a verified native plan: read without Java
     damage: Damage | None = None  # damage found at open: those planes raise on either path
     #: a Z projection ("max", "sum", "mean") folded in as the planes of each block are read
-    #: (:mod:`bfdask.projection`): ``dims`` and ``shape`` then have no Z, ``z_size`` planes
+    #: (:mod:`bfdask.projection`): ``dims`` and ``shape`` then have no Z, ``z_size`` planes:
+    #: the series' planes from ``z_offset`` on, then ``z_pad`` planes of zeros (the Z stack
+    #: ``open_positions`` fitted with ``z_mismatch="crop"`` or ``"pad"``)
     project: str | None = None
     z_size: int = 0
+    z_offset: int = 0
+    z_pad: int = 0
     #: with ``project``: only these pixels are folded, the projection is zero elsewhere (an
     #: intermediate of :func:`bfdask.profile`, whose samples read nothing else; never a user's)
     footprint: projection.Footprint | None = None
@@ -106,7 +110,7 @@ class BlockSource:
                 contiguous = index.size == high - low and bool(np.all(np.diff(index) == 1))
                 residual.append(slice(None) if contiguous else index - low)
         if self.native is not None:  # the disk reads every plane while the first are used
-            z = ranges.get("Z", (0, self.z_size))  # a projected source folds every plane
+            z = ranges.get("Z", (self.z_offset, self.z_offset + self.z_size - self.z_pad))
             native_mod.prefetch(self.native, ranges["T"], ranges["C"], z, ranges["Y"])
         if self.project is None:
             block = self._read(ranges)
@@ -140,6 +144,9 @@ class BlockSource:
         buffer = np.empty(shape, self.dtype) if self.native is not None else None
 
         def plane(z: int) -> NDArray[Any]:
+            if z >= self.z_size - self.z_pad:  # numpy would add (compare) these zeros too
+                return np.zeros(shape[:2] + shape[3:], self.dtype)
+            z += self.z_offset
             return self._read({**read, "Z": (z, z + 1)}, out=buffer)[:, :, 0]
 
         if self.footprint is None:

@@ -307,16 +307,17 @@ def open_positions(
     # ~5 ms, seconds on a file of thousands of positions).
     template = open_spec(positions[labels[0]][0].spec, chunks=chunks)
     template = template.drop_vars("T", errors="ignore")
-    if z_mismatch != "error":
-        template = _fit_z(template, size_z, z_mismatch)
-    parts = [
-        _parts(positions[label], chunks, z_mismatch, size_z, head=None if i else template.data)
+    parts = [  # each position's series, as opened
+        _parts(positions[label], chunks, head=None if i else template.data)
         for i, label in enumerate(labels)
     ]
-    stacked = [items[0] if len(items) == 1 else da.concatenate(items, axis=0) for items in parts]
+    if z_mismatch != "error":
+        template = _fit_z(template, size_z, z_mismatch)
+    fitted = [[_fit_z_data(part, size_z, z_mismatch) for part in items] for items in parts]
+    stacked = [items[0] if len(items) == 1 else da.concatenate(items, axis=0) for items in fitted]
     data, padded = _pad(where, labels, stacked, np.dtype(first.dtype))
-    if not padded and all(spec.size_z == size_z for spec in members):  # joined as they are:
-        data = with_parts(data, Parts(tuple(map(tuple, parts))))  # profile folds each's Z
+    if not padded:  # kept in the graph: profile folds each series' Z where it is read
+        data = with_parts(data, Parts(tuple(map(tuple, parts)), size_z, z_mismatch))
     coords: dict[Hashable, Any] = {
         name: coord for name, coord in template.coords.items() if "T" not in coord.dims
     }
@@ -375,30 +376,25 @@ def _acquisition(
 def _parts(
     acquisitions: Sequence[Acquisition],
     chunks: Mapping[str, Any] | str | None,
-    z_mismatch: str,
-    size_z: int,
     head: da.Array | None = None,
 ) -> list[da.Array]:
     """One position: its series opened (as :func:`bfdask.open` opens them, without labels),
-    to be concatenated along T; ``head`` is the first series' array if already open."""
+    to be fitted in Z and concatenated along T; ``head`` is the first series' array if
+    already open."""
     from .array import open_dask
 
-    parts = []
-    for i, acquisition in enumerate(acquisitions):
-        if i == 0 and head is not None:
-            parts.append(head)  # opened (and fitted) with the labels
-            continue
-        part = open_dask(acquisition.spec, chunks=chunks)
-        parts.append(_fit_z_data(part, size_z, z_mismatch) if z_mismatch != "error" else part)
-    return parts
+    return [
+        head if i == 0 and head is not None else open_dask(acquisition.spec, chunks=chunks)
+        for i, acquisition in enumerate(acquisitions)
+    ]
 
 
 def _fit_z_data(data: da.Array, size_z: int, how: str) -> da.Array:
-    """:func:`_fit_z` on a (T, C, Z, Y, X[, S]) dask array."""
+    """:func:`_fit_z` on a (T, C, Z, Y, X[, S]) dask array (``how="error"``: as it is)."""
     import dask.array as da
 
     have = data.shape[2]
-    if have == size_z:
+    if have == size_z or how == "error":
         return data
     if how == "crop":
         start = (have - size_z) // 2

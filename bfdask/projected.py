@@ -38,25 +38,36 @@ def source_of(data: xr.DataArray | da.Array) -> BlockSource | None:
 
 
 def project_dask(
-    array: da.Array, how: str, footprint: projection.Footprint | None = None
+    array: da.Array,
+    how: str,
+    footprint: projection.Footprint | None = None,
+    fit: tuple[int, int, int] | None = None,
 ) -> da.Array | None:
-    """:func:`project_z` of the dask array of one series (axes as its source's ``dims``)."""
+    """:func:`project_z` of the dask array of one series (axes as its source's ``dims``);
+    ``fit``: the stack projected is ``(size, offset, pad)``, the series' planes from
+    ``offset`` on and ``pad`` planes of zeros after them, ``size`` in all (default: its own)."""
     source = source_of(array)
     if source is None or how not in projection.HOWS or "Z" not in source.dims:
         return None
     axis = source.dims.index("Z")
+    size, offset, pad = (source.shape[axis], 0, 0) if fit is None else fit
+    if not (0 <= offset and 0 <= pad < size and offset + size - pad <= source.shape[axis]):
+        return None
     projected = dataclasses.replace(
         source,
         dims=source.dims.replace("Z", ""),
         shape=source.shape[:axis] + source.shape[axis + 1 :],
         project=how,
-        z_size=source.shape[axis],
+        z_size=size,
+        z_offset=offset,
+        z_pad=pad,
         footprint=footprint,
     )
     chunks = array.chunks[:axis] + array.chunks[axis + 1 :]
     dtype = projection.result_dtype(np.dtype(source.dtype), how)
     kind = f"z{how}" if footprint is None else f"z{how}-footprint"
-    return as_dask(projected, f"bfdask-{kind}-{name_hash(array.name, footprint)}", chunks, dtype)
+    name = f"bfdask-{kind}-{name_hash(array.name, footprint, fit)}"
+    return as_dask(projected, name, chunks, dtype)
 
 
 def project_z(
@@ -89,10 +100,19 @@ def project_z(
 @dataclass(frozen=True)
 class Parts:
     """How :func:`bfdask.open_positions` made its array: per position, the dask arrays of its
-    series (``TCZYX``, as :func:`bfdask.array.open_dask` made them), joined along ``T``; the
-    positions stacked along a new first axis."""
+    series (``TCZYX``, as :func:`bfdask.array.open_dask` made them), each fitted to ``size_z``
+    planes as ``z_mismatch`` says ("crop": its central planes; "pad": zeros after its own),
+    joined along ``T``; the positions stacked along a new first axis."""
 
     positions: tuple[tuple[da.Array, ...], ...]
+    size_z: int
+    z_mismatch: str
+
+    def fit(self, have: int) -> tuple[int, int, int]:
+        """``(size, offset, pad)`` of a series of ``have`` planes, for :func:`project_dask`."""
+        if have > self.size_z and self.z_mismatch == "crop":
+            return self.size_z, (have - self.size_z) // 2, 0
+        return self.size_z, 0, max(0, self.size_z - have)
 
 
 def with_parts(joined: da.Array, parts: Parts) -> da.Array:
@@ -123,7 +143,9 @@ def _project_parts(
         return None
     stacked = []
     for series in parts.positions:
-        projected = [project_dask(part, how, footprint) for part in series]
+        projected = [
+            project_dask(part, how, footprint, parts.fit(part.shape[2])) for part in series
+        ]
         if any(item is None for item in projected):
             return None
         joined = [item for item in projected if item is not None]

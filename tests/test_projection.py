@@ -247,6 +247,28 @@ def test_positions_are_projected_series_by_series_where_read(tmp_path: Path, how
     assert padded.attrs["padded"] and project_z(padded, how) is None
 
 
+@pytest.mark.parametrize("z_mismatch", ["pad", "crop"])
+@pytest.mark.parametrize("how", projection.HOWS)
+def test_stitched_stacks_fitted_in_z_are_projected_as_fitted(
+    tmp_path: Path, how: str, z_mismatch: str
+) -> None:
+    """Series whose Z stacks differ, stitched with ``z_mismatch="pad"`` (zeros after the short
+    stacks) or ``"crop"`` (the central planes of the long ones), fold exactly the stack the
+    joined array holds: numpy's projection of it, bit for bit (a max or mean over padded
+    zeros included)."""
+    from test_positions import SERIES, write
+
+    shapes = {0: (2, 5, 12, 10), 3: (2, 2, 12, 10)}  # Z 5 and 2; the others 3
+    path = write(tmp_path / "fitted.ome.tif", SERIES[1:], shapes)
+    data = bfdask.open_positions(path, z_mismatch=z_mismatch)
+    assert data.sizes["Z"] == (5 if z_mismatch == "pad" else 2)
+    folded = project_z(data, how)
+    assert folded is not None
+    want = getattr(data.values, how)(axis=3)
+    got = folded.values
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("how", ["max", "sum"])
 def test_a_profile_of_positions_folds_each_series(tmp_path: Path, how: str) -> None:
     """``bfdask profile --positions``' own call: every series in the graph is read folded
