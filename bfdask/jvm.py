@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import bridge, config, malloc
+from . import bridge, config, jvmsignals, malloc
 from .errors import JVMError
 from .javafind import bioformats_jar, java_feature_version, java_home, libjvm_path, loaded_libjvm
 
@@ -299,6 +299,7 @@ def _start(max_heap: str | int | None) -> None:
         java.start(libjvm, class_path, options)
     except BaseException as exc:
         raise JVMError(f"Could not start Java from {libjvm} ({java.name}): {exc}") from exc
+    jvmsignals.save()  # the JVM's fault handlers, reinstated at exit if replaced meanwhile
     _state.pid = os.getpid()
     os.register_at_fork(after_in_child=_after_fork_in_child)
     _state.java_home = home
@@ -378,6 +379,9 @@ def _shutdown(timeout: float = 3.0) -> None:
     """atexit: release Java resources, then stop the JVM, waiting at most ``timeout`` seconds."""
     if _state.pid != os.getpid():
         return
+    # Before any Java runs: a faulthandler.disable() since the start (pytest's plugin does
+    # one at unconfigure) took the JVM's SIGSEGV handler, which its stop needs (jvmsignals).
+    jvmsignals.restore()
     java = bridge.current()
     try:
         ensure()

@@ -153,6 +153,41 @@ def test_script_exits_promptly_after_reading(fake):
     assert elapsed < 20, f"interpreter took {elapsed:.1f}s to exit"
 
 
+def test_exit_survives_fault_handlers_replaced_while_java_runs():
+    """The JVM needs its own SIGSEGV handler until it has stopped: compiled Java code polls for
+    safepoints, and checks for null, by faulting on purpose. pytest's faulthandler plugin
+    enables before the JVM starts and disables after the last test, which reinstalls the
+    handler it saved before the JVM; the JVM's stop at exit then died of such a fault whenever
+    compiled Java code was running (the JPype suite: about one run in four, after every test
+    passed). Java kept busy in compiled code at exit makes it certain."""
+    result = run_python(
+        """
+        import faulthandler, threading, time
+        faulthandler.enable()  # before the JVM starts, as pytest's plugin does
+        from bfdask import bridge, jvm
+
+        jvm.ensure()
+        faulthandler.disable()  # after: the handlers saved before the JVM come back
+
+        def spin():
+            jvm.ensure()
+            java = bridge.current()
+            numbers = java.static_call(
+                "java/util/stream/LongStream", "range", "(JJ)Ljava/util/stream/LongStream;",
+                0, 1 << 62,
+            )
+            parallel = java.call(numbers, "parallel", "()Ljava/util/stream/LongStream;")
+            java.call(parallel, "sum", "()J")
+
+        threading.Thread(target=spin, daemon=True).start()
+        time.sleep(2)  # long enough for the loop to be compiled
+        print("EXIT", flush=True)
+        """
+    )
+    assert result.returncode == 0, f"exit status {result.returncode}: {result.stderr[-2000:]}"
+    assert result.stdout.split() == ["EXIT"]
+
+
 def test_every_thread_is_attached_and_threads_can_die(fake):
     path = fake("threads", sizeX=64, sizeY=64, sizeZ=2, sizeT=2)
     results: list[int] = []
