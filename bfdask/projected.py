@@ -110,9 +110,9 @@ class Parts:
 
     def fit(self, have: int) -> tuple[int, int, int]:
         """``(size, offset, pad)`` of a series of ``have`` planes, for :func:`project_dask`."""
-        if have > self.size_z and self.z_mismatch == "crop":
-            return self.size_z, (have - self.size_z) // 2, 0
-        return self.size_z, 0, max(0, self.size_z - have)
+        from .positions import z_fit
+
+        return (self.size_z, *z_fit(have, self.size_z, self.z_mismatch))
 
 
 def with_parts(joined: da.Array, parts: Parts) -> da.Array:
