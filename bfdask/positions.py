@@ -166,20 +166,14 @@ def _check_same(path: str, first: ImageSpec, spec: ImageSpec, z_mismatch: str) -
             )
 
 
-def z_fit(have: int, size_z: int, how: str) -> tuple[int, int]:
-    """How a stack of ``have`` planes becomes ``size_z``: ``(offset, pad)``, its planes from
-    ``offset`` on (``"crop"``: the central ones) then ``pad`` planes of zeros (``"pad"``)."""
-    if have > size_z and how == "crop":
-        return (have - size_z) // 2, 0
-    return 0, max(0, size_z - have)
-
-
 def _fit_z(array: xr.DataArray, size_z: int, how: str) -> xr.DataArray:
     """Pad (zeros at the end) or crop (central planes) the Z axis to ``size_z``."""
     have = array.sizes["Z"]
     if have == size_z:
         return array
     if how == "crop":
+        from .projected import z_fit
+
         start, _ = z_fit(have, size_z, how)
         cropped: xr.DataArray = array.isel(Z=slice(start, start + size_z))
         return cropped
@@ -405,6 +399,8 @@ def _fit_z_data(data: da.Array, size_z: int, how: str) -> da.Array:
     if have == size_z or how == "error":
         return data
     if how == "crop":
+        from .projected import z_fit
+
         start, _ = z_fit(have, size_z, how)
         cropped: da.Array = data[:, :, start : start + size_z]
         return cropped

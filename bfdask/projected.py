@@ -97,6 +97,14 @@ def project_z(
 # -- the arrays open_positions joins ---------------------------------------------------------
 
 
+def z_fit(have: int, size_z: int, how: str) -> tuple[int, int]:
+    """How a stack of ``have`` planes becomes ``size_z``: ``(offset, pad)``, its planes from
+    ``offset`` on (``"crop"``: the central ones) then ``pad`` planes of zeros (``"pad"``)."""
+    if have > size_z and how == "crop":
+        return (have - size_z) // 2, 0
+    return 0, max(0, size_z - have)
+
+
 @dataclass(frozen=True)
 class Parts:
     """How :func:`bfdask.open_positions` made its array: per position, the dask arrays of its
@@ -110,8 +118,6 @@ class Parts:
 
     def fit(self, have: int) -> tuple[int, int, int]:
         """``(size, offset, pad)`` of a series of ``have`` planes, for :func:`project_dask`."""
-        from .positions import z_fit
-
         return (self.size_z, *z_fit(have, self.size_z, self.z_mismatch))
 
 
