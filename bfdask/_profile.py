@@ -11,7 +11,9 @@ fuses that slice into the read), then :func:`bfdask.sampling.profile_block` mapp
 
 from __future__ import annotations
 
+import inspect
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -167,6 +169,51 @@ def profile(
     >>> stats = bfdask.profile(data, (120, 10), (130, 500), linewidth=15).compute()
     >>> stats["min"].sel(C="GFP").plot()
     """
+    return _plan(
+        data,
+        src,
+        dst,
+        line=line,
+        linewidth=linewidth,
+        order=order,
+        mode=mode,
+        cval=cval,
+        reduce_func=reduce_func,
+        z=z,
+        units=units,
+        stats=stats,
+        profiles=profiles,
+        reference=reference,
+        line_channel=line_channel,
+        slope_sigma=slope_sigma,
+        baseline_n=baseline_n,
+        baseline=baseline,
+    ).dataset()
+
+
+def _plan(
+    data: xr.DataArray,
+    src: Sequence[float] | None,
+    dst: Sequence[float] | None,
+    *,
+    line: str | None,
+    linewidth: int | None,
+    order: int | None,
+    mode: str,
+    cval: float,
+    reduce_func: Callable[..., Any] | None,
+    z: str | None,
+    units: str,
+    stats: StatsArg | None,
+    profiles: bool,
+    reference: int | str,
+    line_channel: int | str,
+    slope_sigma: float,
+    baseline_n: int,
+    baseline: float | None,
+) -> ProfilePlan:
+    """The body of :func:`profile` (its arguments, every one given): the graph and the
+    recipe of its Dataset."""
     _check(data, src, dst, line=line, linewidth=linewidth, z=z, reference=reference)
     tabulate = line is not None or stats is not None  # else the plain form
     statistics = StatsSpec((), ())  # the plain form: min/max/mean are reduced from the profile
@@ -216,21 +263,76 @@ def profile(
         n_profile=longest(lines, shape) if profiles or not tabulate else 0,
     )
     table = _table(data, array, task, loop, "stats" if tabulate else "profile")
-    attrs = {key: data.attrs[key] for key in _SOURCE_ATTRS if key in data.attrs}
+    attrs: dict[str, Any] = {key: data.attrs[key] for key in _SOURCE_ATTRS if key in data.attrs}
     if tabulate:
-        ds = _stats_dataset(table, task, lines, found_at, unit)
         attrs.update(line="auto" if line == "auto" else "given", reference=str(reference))
         attrs.update(z="none" if z is None else z, stats=list(statistics.names))
         attrs["line_status_codes"] = ", ".join(f"{c}: {t}" for c, t in LINE_STATUS.items())
     else:
         (given,) = lines
-        ds = _plain_dataset(table, given, scale, unit)
         attrs.update(src=given.src, dst=given.dst, linewidth=given.linewidth)
         attrs.update(order=-1 if order is None else order, mode=mode)
         attrs["z"] = "none" if z is None else z
     top = saturation(data, z if "Z" in data.dims else None)
-    ds.attrs = attrs if top is None else {**attrs, "saturation": top}
-    return ds
+    if top is not None:
+        attrs["saturation"] = top
+    found = None if found_at is None else tuple(found_at)
+    return ProfilePlan(table, task, tuple(lines), found, unit, attrs, tabulate)
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """A profile before its Dataset is built: the tasks' results as one lazy ``table``
+    (dims ``(*loop, field)``), and what turns that table, lazy or computed, into the Dataset
+    :func:`profile` returns.
+
+    The Dataset's variables are slices of the table. Computed lazily, each slice of each block
+    is a task of its own; on a ``distributed`` cluster each such task costs a worker a few
+    milliseconds between two reads (72 of them in the user's job of issue #18, a third of a
+    warm run). Computing the tables alone, then building the Datasets from numpy
+    (:func:`compute_plans`), gives the same Datasets with one task per block.
+    """
+
+    table: xr.DataArray
+    task: BlockTask
+    lines: tuple[SampledLine, ...]
+    found_at: tuple[int, ...] | None
+    unit: str
+    attrs: Mapping[str, Any]
+    tabulate: bool  # the statistics form, else the plain form
+
+    def dataset(self, table: xr.DataArray | None = None) -> xr.Dataset:
+        """The Dataset of ``table`` (default: the lazy table; else this table computed)."""
+        table = self.table if table is None else table
+        if self.tabulate:
+            ds = _stats_dataset(table, self.task, self.lines, self.found_at, self.unit)
+        else:
+            (given,) = self.lines
+            ds = _plain_dataset(table, given, self.task.scale, self.unit)
+        ds.attrs = dict(self.attrs)
+        return ds
+
+
+def plan_profile(
+    data: xr.DataArray,
+    src: Sequence[float] | None = None,
+    dst: Sequence[float] | None = None,
+    **options: Any,
+) -> ProfilePlan:
+    """The :class:`ProfilePlan` of ``profile(data, src, dst, **options)``: the same checks,
+    defaults and errors (an unknown option is a ``TypeError`` as :func:`profile` raises it)."""
+    bound = inspect.signature(profile).bind(data, src, dst, **options)
+    bound.apply_defaults()
+    return _plan(**bound.arguments)
+
+
+def compute_plans(*plans: ProfilePlan, **kwargs: Any) -> list[xr.Dataset]:
+    """The Datasets of ``plans``, computed in one graph (the tables only; ``kwargs`` to
+    :func:`bfdask.schedulers.compute`)."""
+    from .schedulers import compute
+
+    tables = compute(*[plan.table for plan in plans], **kwargs)
+    return [plan.dataset(table) for plan, table in zip(plans, tables)]
 
 
 def _check(
@@ -306,27 +408,66 @@ def _table(
     data: xr.DataArray, array: da.Array, task: BlockTask, loop: Sequence[Hashable], kind: str
 ) -> xr.DataArray:
     """:func:`profile_block` mapped over ``array``: dims ``(*loop, field)``, the coordinates
-    of ``data`` over ``loop``; the read fused into each task (pixels never leave it)."""
-    import dask
+    of ``data`` over ``loop``; one task per block, the read fused into it (pixels never leave
+    it), under the table's own keys."""
     import dask.array as da
     import xarray as xr
     from dask.base import tokenize
 
     n_loop, pixel = len(loop), array.ndim - len(loop)  # pixel axes: [Z,] Y, X, a block each
+    name = f"bfdask-{kind}-" + tokenize(array.name, task)
     out = da.map_blocks(
         profile_block_kept,  # not drop_axis: dask would copy each block to contract the axes
         array,
         chunks=(*array.chunks[:n_loop], *[(1,)] * (pixel - 1), (task.width,)),
         dtype=np.float64,
         meta=np.empty((0,) * array.ndim, np.float64),
-        name=f"bfdask-{kind}-" + tokenize(array.name, task),
+        name=name + "-kept",
         task=task,
     )[(Ellipsis,) + (0,) * (pixel - 1) + (slice(None),)]
     # Fuse each block's read into its task now: later, with the result feeding several
     # variables, dask would no longer fuse them and the pixels would become task outputs.
-    (out,) = dask.optimize(out)
-    coords = {name: c for name, c in data.coords.items() if set(c.dims) <= set(loop)}
+    out = _fused(out, name)
+    coords = {key: c for key, c in data.coords.items() if set(c.dims) <= set(loop)}
     return xr.DataArray(out, dims=[*loop, "field"], coords=coords)
+
+
+def _fused(array: da.Array, name: str) -> da.Array:
+    """``array`` with each block's chain of tasks fused into one task, stored as block
+    ``(name, *index)``.
+
+    dask's linear fusion names a fused task anew and leaves, under the key asked for, an alias
+    of it. Threads resolve an alias for free; a ``distributed`` cluster runs it as a task of its
+    own, a scheduler round trip between two reads. Here the fused task itself takes the block's
+    key (an alias stays where its target has other users).
+    """
+    import dask
+    import dask.array as da
+    from dask.core import flatten
+
+    (array,) = dask.optimize(array)
+    try:
+        from dask._task_spec import Alias, GraphNode
+    except ImportError:  # dask < 2024.12: no task specification, fusion kept the keys
+        return array
+    graph = dict(array.__dask_graph__())
+    if not all(isinstance(node, GraphNode) for node in graph.values()):
+        return array
+    users: dict[Any, int] = {}
+    for node in graph.values():
+        for dependency in node.dependencies:
+            users[dependency] = users.get(dependency, 0) + 1
+    for key in flatten(array.__dask_keys__()):
+        node = graph.pop(key)
+        target = node.target if isinstance(node, Alias) else None
+        new_key = (name, *key[1:])
+        if target is not None and (target not in graph or users.get(target) != 1):
+            graph[new_key] = Alias(new_key, target=target)
+            continue
+        if target is not None:
+            node = graph.pop(target)
+        graph[new_key] = node.substitute({}, key=new_key)
+    return da.Array(graph, name, array.chunks, meta=array._meta)
 
 
 def _plain_dataset(
@@ -460,11 +601,25 @@ def profile_series(
     SeriesIndexError
         A series name the file does not have.
     """
+    plans = series_plans(path, src, dst, series, chunks=chunks, **kwargs)
+    if compute:  # the tables alone: one task per block, not one per variable too
+        return dict(zip(plans, compute_plans(*plans.values())))
+    return {key: plan.dataset() for key, plan in plans.items()}
 
+
+def series_plans(
+    path: str | os.PathLike[str],
+    src: Sequence[float] | None = None,
+    dst: Sequence[float] | None = None,
+    series: int | str | Iterable[int | str] | None = None,
+    *,
+    chunks: Mapping[str, Any] | str | None = None,
+    **kwargs: Any,
+) -> dict[str, ProfilePlan]:
+    """The :class:`ProfilePlan` of each series :func:`profile_series` profiles, by its key."""
     from .array import open_series
     from .errors import SeriesIndexError
     from .metadata import list_series
-    from .schedulers import compute as compute_here
     from .seriesnames import series_keys
 
     infos = list_series(path)
@@ -486,11 +641,9 @@ def profile_series(
             indices.append(by_name[item])
         else:
             indices.append(item if item >= 0 else item + len(infos))
-    datasets = [
-        profile(open_series(path, series=i, chunks=chunks, ome=False), src, dst, **kwargs)
+    plans = [
+        plan_profile(open_series(path, series=i, chunks=chunks, ome=False), src, dst, **kwargs)
         for i in indices
     ]
-    if compute:
-        datasets = list(compute_here(*datasets))
     keys = series_keys([infos[i].name for i in indices], indices)
-    return dict(zip(keys, datasets))
+    return dict(zip(keys, plans))

@@ -324,7 +324,7 @@ def _analyse(
     import warnings
 
     from . import progress, report
-    from ._profile import profile, profile_series
+    from ._profile import plan_profile, series_plans
     from .commands import client
     from .positions import open_positions
 
@@ -333,22 +333,24 @@ def _analyse(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if pattern is not None:
-                lazy = {"": profile(open_positions(path, pattern), **options)}
+                plans = {"": plan_profile(open_positions(path, pattern), **options)}
             else:
-                lazy = profile_series(path, series=series, compute=False, **options)
+                plans = series_plans(path, series=series, **options)
         for warning in caught:
             if issubclass(warning.category, UserWarning):  # ours; not libraries' deprecations
                 print(f"bfdask: warning: {warning.message}", file=sys.stderr)
+        tables = [plan.table for plan in plans.values()]  # the Datasets are built from them
         if connected is None:  # threads in this process (the default)
             from .schedulers import compute
 
             with progress.local():
-                computed = dict(zip(lazy, compute(*lazy.values(), scheduler="threads")))
+                computed = compute(*tables, scheduler="threads")
         else:
-            futures = connected.compute(list(lazy.values()))
+            futures = connected.compute(tables)
             progress.wait(futures)
-            computed = dict(zip(lazy, connected.gather(futures)))
-    items = report.split(computed)
+            computed = connected.gather(futures)
+    results = {key: plan.dataset(table) for (key, plan), table in zip(plans.items(), computed)}
+    items = report.split(results)
     flagged = report.flag(items)
     stats = options["stats"].split(",") if "stats" in options else ["min", "max", "mean"]
     print(report.text(items, flagged, stats), end="")
