@@ -11,6 +11,7 @@ fuses that slice into the read), then :func:`bfdask.sampling.profile_block` mapp
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ def _plan(
     return ProfilePlan(table, task, tuple(lines), found, unit, attrs, tabulate)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProfilePlan:
     """A profile before its Dataset is built: the tasks' results as one lazy ``table``
     (dims ``(*loop, field)``), and what turns that table, lazy or computed, into the Dataset
@@ -291,6 +292,24 @@ class ProfilePlan:
     milliseconds between two reads (72 of them in the user's job of issue #18, a third of a
     warm run). Computing the tables alone, then building the Datasets from numpy
     (:func:`compute_plans`), gives the same Datasets with one task per block.
+
+    Attributes
+    ----------
+    table
+        The tasks' results, one row of ``field`` per plane (statistics, the line found in the
+        task, the profile), lazy: one task per block, under the table's own keys.
+    task
+        What each task does (travels to the workers).
+    lines
+        The lines sampled (one, or one per position).
+    found_at
+        With ``line="auto"``: the timepoint whose projection gave each line, else None.
+    unit
+        The unit of distances along the line (``"µm"`` or ``"px"``).
+    attrs
+        The Dataset's attrs.
+    tabulate
+        The statistics form (``stats=`` or ``line="auto"``), else the plain form.
     """
 
     table: xr.DataArray
@@ -299,17 +318,21 @@ class ProfilePlan:
     found_at: tuple[int, ...] | None
     unit: str
     attrs: Mapping[str, Any]
-    tabulate: bool  # the statistics form, else the plain form
+    tabulate: bool
 
     def dataset(self, table: xr.DataArray | None = None) -> xr.Dataset:
         """The Dataset of ``table`` (default: the lazy table; else this table computed)."""
+        import xarray as xr
+
         table = self.table if table is None else table
-        if self.tabulate:
-            ds = _stats_dataset(table, self.task, self.lines, self.found_at, self.unit)
-        else:
-            (given,) = self.lines
-            ds = _plain_dataset(table, given, self.task.scale, self.unit)
-        ds.attrs = dict(self.attrs)
+        # numpy's reductions, as dask's: no bottleneck or numbagg for a computed table
+        with xr.set_options(use_bottleneck=False, use_numbagg=False):
+            if self.tabulate:
+                ds = _stats_dataset(table, self.task, self.lines, self.found_at, self.unit)
+            else:
+                (given,) = self.lines
+                ds = _plain_dataset(table, given, self.task.scale, self.unit)
+        ds.attrs = copy.deepcopy(dict(self.attrs))
         return ds
 
 
@@ -321,14 +344,29 @@ def plan_profile(
 ) -> ProfilePlan:
     """The :class:`ProfilePlan` of ``profile(data, src, dst, **options)``: the same checks,
     defaults and errors (an unknown option is a ``TypeError`` as :func:`profile` raises it)."""
-    bound = inspect.signature(profile).bind(data, src, dst, **options)
+    try:
+        bound = inspect.signature(profile).bind(data, src, dst, **options)
+    except TypeError as exc:  # as profile() itself would say it
+        raise TypeError(f"profile() {exc}") from None
     bound.apply_defaults()
     return _plan(**bound.arguments)
 
 
 def compute_plans(*plans: ProfilePlan, **kwargs: Any) -> list[xr.Dataset]:
-    """The Datasets of ``plans``, computed in one graph (the tables only; ``kwargs`` to
-    :func:`bfdask.schedulers.compute`)."""
+    """The Datasets of ``plans``, their tables computed in one graph.
+
+    Parameters
+    ----------
+    *plans
+        From :func:`plan_profile` or :func:`series_plans`.
+    **kwargs
+        Passed to :func:`bfdask.schedulers.compute` (``scheduler=``...).
+
+    Returns
+    -------
+    list of xarray.Dataset
+        In the order of ``plans``, numpy-backed; each as ``plan.dataset()`` computes it.
+    """
     from .schedulers import compute
 
     tables = compute(*[plan.table for plan in plans], **kwargs)
@@ -433,13 +471,13 @@ def _table(
 
 
 def _fused(array: da.Array, name: str) -> da.Array:
-    """``array`` with each block's chain of tasks fused into one task, stored as block
-    ``(name, *index)``.
+    """``array`` optimized as dask computes it, its blocks stored as ``(name, *index)`` and no
+    alias left that a cluster would run as a task.
 
     dask's linear fusion names a fused task anew and leaves, under the key asked for, an alias
     of it. Threads resolve an alias for free; a ``distributed`` cluster runs it as a task of its
-    own, a scheduler round trip between two reads. Here the fused task itself takes the block's
-    key (an alias stays where its target has other users).
+    own, a scheduler round trip between two reads. Here a task that only an alias uses is
+    stored under the alias's key instead (an alias whose target has other users stays).
     """
     import dask
     import dask.array as da
@@ -447,27 +485,36 @@ def _fused(array: da.Array, name: str) -> da.Array:
 
     (array,) = dask.optimize(array)
     try:
-        from dask._task_spec import Alias, GraphNode
-    except ImportError:  # dask < 2024.12: no task specification, fusion kept the keys
+        from dask._task_spec import Alias, GraphNode, Task
+    except ImportError:  # dask < 2024.12: graphs of tuples, left as they are
         return array
     graph = dict(array.__dask_graph__())
     if not all(isinstance(node, GraphNode) for node in graph.values()):
         return array
+    renamed = {key: (name, *key[1:]) for key in flatten(array.__dask_keys__())}
     users: dict[Any, int] = {}
     for node in graph.values():
         for dependency in node.dependencies:
             users[dependency] = users.get(dependency, 0) + 1
-    for key in flatten(array.__dask_keys__()):
-        node = graph.pop(key)
-        target = node.target if isinstance(node, Alias) else None
-        new_key = (name, *key[1:])
-        if target is not None and (target not in graph or users.get(target) != 1):
-            graph[new_key] = Alias(new_key, target=target)
-            continue
-        if target is not None:
-            node = graph.pop(target)
-        graph[new_key] = node.substitute({}, key=new_key)
-    return da.Array(graph, name, array.chunks, meta=array._meta)
+
+    def target_of(alias: Any) -> Any:
+        return getattr(alias.target, "key", alias.target)  # a TaskRef in dask 2024.12
+
+    for key in list(graph):
+        node = graph.get(key)  # None: already moved under its alias's key
+        if isinstance(node, Alias):
+            target = target_of(node)
+            alone = users.get(target) == 1 and target not in renamed
+            if alone and isinstance(graph.get(target), Task):
+                graph[key] = graph.pop(target).substitute({}, key=key)
+    out: dict[Any, Any] = {}
+    for key, node in graph.items():
+        new_key = renamed.get(key, key)
+        if isinstance(node, Alias):
+            out[new_key] = Alias(new_key, target=renamed.get(target_of(node), target_of(node)))
+        else:
+            out[new_key] = node.substitute(renamed, key=new_key)
+    return da.Array(out, name, array.chunks, meta=array._meta)
 
 
 def _plain_dataset(

@@ -275,6 +275,32 @@ def test_graph_one_task_per_block_no_pixel_outputs(tmp_path: Path, line: str) ->
     assert max(sizes.sizes.values()) <= computed.nbytes  # the result, gathered at the end
 
 
+@pytest.mark.parametrize(
+    "chunks", [None, {"Y": 128}, {"Z": 2}], ids=["blocks", "tiles", "z-split"]
+)
+def test_table_leaves_no_alias_and_computes_alone(tmp_path: Path, chunks: dict | None) -> None:
+    """The table a plan computes has no alias of a fused task (a cluster would run each as a
+    task) and, with whole planes per block, one task per block under the table's own name;
+    computed alone it gives the lazy Dataset's values (issue #18)."""
+    pytest.importorskip("dask._task_spec")
+    from bfdask._profile import compute_plans, plan_profile
+
+    path = tmp_path / "g&sizeX=512&sizeY=512&sizeZ=6&sizeC=2&sizeT=4&pixelType=uint16.fake"
+    path.touch()
+    data = bfdask.open(path, chunks=chunks)
+    for stats in (None, ["min", "max"]):
+        plan = plan_profile(data, (100, 5), (300, 500), linewidth=3, z="max", stats=stats)
+        (table,) = dask.optimize(plan.table.data)
+        graph = dict(table.__dask_graph__())
+        assert [type(node).__name__ for node in graph.values()].count("Alias") == 0
+        ours = [key for key in graph if isinstance(key, tuple) and key[0] == table.name]
+        assert len(ours) == table.npartitions == data.sizes["T"]
+        if chunks is None:  # nothing else but the source object
+            assert len(graph) == len(ours) + 1
+        (computed,) = compute_plans(plan)
+        xr.testing.assert_identical(computed, plan.dataset().compute(scheduler="threads"))
+
+
 def test_profile_block_is_pure_numpy() -> None:
     block = np.arange(2 * 3 * 20 * 30, dtype=np.uint16).reshape(2, 3, 20, 30)
     line = SampledLine(src=(2, 1), dst=(17, 28), linewidth=3)
@@ -317,6 +343,8 @@ def test_profile_series_one_compute(sample: Path) -> None:
     lazy = bfdask.profile_series(sample, src, dst, series=[SMALL.series_names()[1]], compute=False)
     assert list(lazy) == [SMALL.series_names()[1]]
     assert dask.is_dask_collection(lazy[SMALL.series_names()[1]])
+    with pytest.raises(TypeError, match=r"^profile\(\) got an unexpected keyword .*'bogus'"):
+        bfdask.profile_series(sample, src, dst, bogus=1)
 
 
 def test_bfdask_profile_stays_callable() -> None:
